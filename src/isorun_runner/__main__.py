@@ -1,0 +1,3 @@
+from isorun_runner.cli import main
+
+main()

@@ -1,0 +1,438 @@
+"""The container backend: runc over overlayfs, one loop-mounted disk per sandbox.
+
+Each sandbox directory holds ``config.json``, ``disk.img`` (a sparse ext4 image
+of ``disk_mib``, mounted at ``disk/``, which holds the overlay's ``upper`` and
+``work``) and ``rootfs/`` (the overlay). The disk cap is then a real filesystem
+limit: writes inside the sandbox get ENOSPC, and nothing spills onto the host.
+
+The interface (create, exec, freeze/thaw, capture_diff, destroy, stats) is what
+a microVM backend would implement too; only this class knows about runc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import oci
+from .fs import SandboxFS
+
+log = logging.getLogger("isorun.runner")
+
+DEFAULT_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+    "LANG": "C.UTF-8",
+    "TERM": "xterm",
+}
+
+
+class BackendError(Exception):
+    """The backend could not do what was asked; the message is for users."""
+
+
+@dataclass(frozen=True)
+class ExecOutcome:
+    exit_code: int
+    stdout: str
+    stderr: str
+    timed_out: bool
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class Usage:
+    cpu_ms: int
+    mem_peak_bytes: int
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    id: str
+    lowerdirs: Sequence[Path]  # top-most first
+    env: Sequence[str]
+    workdir: str
+    vcpus: int
+    mem_mib: int
+    disk_mib: int
+    netns: str | None = None
+    uid: int = 0
+    gid: int = 0
+
+
+async def run(*args: str | os.PathLike[str], check: bool = True, timeout: float = 60) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        *map(str, args), stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise BackendError(f"{args[0]} timed out after {timeout:g}s") from None
+    if check and proc.returncode != 0:
+        msg = err.decode(errors="replace").strip() or out.decode(errors="replace").strip()
+        raise BackendError(f"{Path(str(args[0])).name} failed: {msg[-500:]}")
+    return out.decode(errors="replace")
+
+
+def _memsw_supported() -> bool:
+    return Path("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
+
+
+def _proc_stat(pid: int) -> tuple[int, int] | None:
+    """(ppid, session) of a host pid."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    return int(fields[1]), int(fields[3])
+
+
+class _Capped:
+    """Collects a stream, keeping at most ``cap`` bytes and counting the rest."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.buf = bytearray()
+        self.dropped = 0
+
+    async def drain(self, stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(65536):
+            room = self.cap - len(self.buf)
+            if room > 0:
+                self.buf += chunk[:room]
+            self.dropped += max(0, len(chunk) - max(room, 0))
+
+    def text(self) -> str:
+        out = self.buf.decode(errors="replace")
+        if self.dropped:
+            out += f"\n[isorun: output truncated, {self.dropped} more bytes dropped]\n"
+        return out
+
+
+# $1 is the user's command line. fd 0 is our status pipe: the command gets
+# /dev/null instead and does not inherit the pipe; its exit status goes there.
+_EXEC_WRAPPER = '/bin/sh -c "$1" </dev/null; echo $? >&0'
+
+
+class RuncBackend:
+    name = "runc"
+    #: what a snapshot or fork carries over in this backend
+    captures = ("filesystem",)
+
+    def __init__(self, state_dir: Path, *, pids_limit: int = 1024,
+                 output_cap: int = 1024 * 1024) -> None:
+        self.state_dir = state_dir
+        self.sandboxes_dir = state_dir / "sandboxes"
+        self.runc_root = state_dir / "runc"
+        self.tools_dir = state_dir / "tools"
+        self.pids_limit = pids_limit
+        self.output_cap = output_cap
+        self.memsw = _memsw_supported()
+        self.runc = shutil.which("runc") or "runc"
+
+    # ---- setup -------------------------------------------------------------
+    def prepare(self) -> None:
+        """Check the host and lay out the state directory; raises with what is missing."""
+        missing = [t for t in ("runc", "mkfs.ext4", "mount", "umount") if not shutil.which(t)]
+        tini = shutil.which("tini-static")
+        busybox = next((p for p in ("/bin/busybox", "/usr/bin/busybox") if Path(p).exists()), None)
+        if tini is None:
+            missing.append("tini-static (apt-get install tini)")
+        if busybox is None:
+            missing.append("busybox (apt-get install busybox-static)")
+        if "overlay" not in Path("/proc/filesystems").read_text():
+            missing.append("overlayfs (modprobe overlay)")
+        if os.geteuid() != 0:
+            missing.append("root privileges (run `isorun serve` as root)")
+        if missing:
+            raise BackendError("this machine lacks: " + ", ".join(missing)
+                               + " — `isorun doctor` says how to install them")
+        for d in (self.sandboxes_dir, self.runc_root, self.tools_dir):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        assert tini and busybox
+        for src, name in ((tini, "init"), (busybox, "busybox")):
+            dst = self.tools_dir / name
+            if not dst.exists() or dst.stat().st_size != Path(src).stat().st_size:
+                shutil.copy2(src, dst)
+                dst.chmod(0o755)
+        # The tools dir is bind-mounted into every sandbox: it must be reachable
+        # by a non-root image user and must hold nothing else.
+        self.tools_dir.chmod(0o755)
+        self.state_dir.chmod(0o711)
+
+    def bundle(self, sid: str) -> Path:
+        return self.sandboxes_dir / sid
+
+    def fs(self, sid: str) -> SandboxFS:
+        return SandboxFS(str(self.bundle(sid) / "rootfs"))
+
+    def upper(self, sid: str) -> Path:
+        return self.bundle(sid) / "disk" / "upper"
+
+    def cgroup_path(self, sid: str) -> str:
+        return f"/isorun/{sid}"
+
+    # ---- lifecycle ---------------------------------------------------------
+    async def create(self, spec: SandboxSpec) -> None:
+        """Build disk, overlay and container; undo every step on failure."""
+        b = self.bundle(spec.id)
+        undo: list[tuple[str, Path]] = []
+        try:
+            b.mkdir(mode=0o700)
+            undo.append(("rmtree", b))
+            disk, rootfs = b / "disk", b / "rootfs"
+            disk.mkdir()
+            rootfs.mkdir()
+            img = b / "disk.img"
+            with open(img, "wb") as f:
+                f.truncate(spec.disk_mib * 1024 * 1024)
+            await run("mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal",
+                      "-E", "lazy_itable_init=1,nodiscard", img)
+            await run("mount", "-o", "loop,nodev", img, disk)
+            undo.append(("umount", disk))
+            (disk / "upper").mkdir(mode=0o755)
+            (disk / "work").mkdir()
+            lower = ":".join(str(p) for p in spec.lowerdirs)
+            await run("mount", "-t", "overlay", "overlay", "-o",
+                      f"lowerdir={lower},upperdir={disk / 'upper'},workdir={disk / 'work'},nodev",
+                      rootfs)
+            undo.append(("umount", rootfs))
+            env = dict(DEFAULT_ENV)
+            for item in spec.env:
+                k, _, v = item.partition("=")
+                env[k] = v
+            config = oci.runtime_spec(
+                hostname=spec.id, rootfs=rootfs,
+                args=["/.isorun/init", "-s", "--", "/.isorun/busybox", "sleep", "2147483647"],
+                env=[f"{k}={v}" for k, v in env.items()], cwd=spec.workdir or "/",
+                vcpus=spec.vcpus, mem_mib=spec.mem_mib, pids_limit=self.pids_limit,
+                netns=spec.netns, cgroups_path=self.cgroup_path(spec.id), memsw=self.memsw,
+                tools_dir=self.tools_dir, uid=spec.uid, gid=spec.gid,
+            )
+            (b / "config.json").write_text(json.dumps(config))
+            await self._start_container(spec.id, b)
+        except BaseException:
+            await self._undo(spec.id, undo)
+            raise
+
+    async def _start_container(self, sid: str, b: Path) -> None:
+        """``runc run -d``; the container keeps runc's stdio, so give it a file, not a pipe."""
+        log_path = b / "runc.log"
+        with open(log_path, "wb") as out:
+            proc = await asyncio.create_subprocess_exec(
+                self.runc, "--root", str(self.runc_root), "run", "-d", "--bundle", str(b),
+                "--pid-file", str(b / "init.pid"), sid,
+                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out)
+            try:
+                code = await asyncio.wait_for(proc.wait(), 60)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+                raise BackendError("runc run timed out after 60s") from None
+        if code != 0:
+            msg = log_path.read_text(errors="replace").strip()
+            raise BackendError(f"runc run failed: {msg[-500:]}")
+
+    async def _undo(self, sid: str, undo: list[tuple[str, Path]]) -> None:
+        with contextlib.suppress(Exception):
+            await run(self.runc, "--root", self.runc_root, "delete", "-f", sid, check=False)
+        for action, path in reversed(undo):
+            with contextlib.suppress(Exception):
+                if action == "umount":
+                    await run("umount", path, check=False)
+                else:
+                    shutil.rmtree(path, ignore_errors=True)
+
+    async def destroy(self, sid: str) -> Usage:
+        """Kill everything, unmount, free the disk; safe to call on half-made sandboxes."""
+        usage = self.usage(sid)
+        await self._kill_all(sid)
+        await run(self.runc, "--root", self.runc_root, "delete", "-f", sid, check=False)
+        b = self.bundle(sid)
+        for mnt in (b / "rootfs", b / "disk"):
+            if os.path.ismount(mnt):
+                await run("umount", mnt, check=False)
+                if os.path.ismount(mnt):
+                    await run("umount", "-l", mnt, check=False)
+        await asyncio.to_thread(shutil.rmtree, b, True)
+        return usage
+
+    async def _kill_all(self, sid: str) -> None:
+        """SIGKILL the sandbox's init (its PID namespace dies with it) and wait briefly.
+
+        ``runc delete -f`` does the same but polls every 100 ms; this keeps destroy fast.
+        """
+        try:
+            pid = int((self.bundle(sid) / "init.pid").read_text())
+        except (OSError, ValueError):
+            return
+        cgroup_pids = set(self.pids(sid))
+        if pid not in cgroup_pids:
+            return  # not ours any more (or already gone): never signal a recycled pid
+        frozen = await self.state(sid) == "paused"
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        if frozen:
+            with contextlib.suppress(BackendError):
+                await self.thaw(sid)
+        for _ in range(500):
+            if not self.pids(sid):
+                return
+            await asyncio.sleep(0.002)
+
+    async def state(self, sid: str) -> str | None:
+        """runc's status of the container (running, paused, stopped) or None."""
+        out = await run(self.runc, "--root", self.runc_root, "state", sid, check=False)
+        try:
+            return str(json.loads(out)["status"])
+        except (ValueError, KeyError):
+            return None
+
+    async def list_containers(self) -> list[str]:
+        out = await run(self.runc, "--root", self.runc_root, "list", "-q", check=False)
+        return [line for line in out.split() if line]
+
+    async def freeze(self, sid: str) -> None:
+        await run(self.runc, "--root", self.runc_root, "pause", sid)
+
+    async def thaw(self, sid: str) -> None:
+        await run(self.runc, "--root", self.runc_root, "resume", sid)
+
+    # ---- measurements ------------------------------------------------------
+    def _cg(self, controller: str, sid: str) -> Path:
+        v1 = Path("/sys/fs/cgroup") / controller / self.cgroup_path(sid).lstrip("/")
+        if v1.exists():
+            return v1
+        return Path("/sys/fs/cgroup") / self.cgroup_path(sid).lstrip("/")
+
+    def usage(self, sid: str) -> Usage:
+        cpu_ns = 0
+        mem = 0
+        with contextlib.suppress(OSError, ValueError):
+            cpu_ns = int((self._cg("cpuacct", sid) / "cpuacct.usage").read_text())
+        with contextlib.suppress(OSError, ValueError):
+            mem = int((self._cg("memory", sid) / "memory.max_usage_in_bytes").read_text())
+        if not cpu_ns:
+            with contextlib.suppress(OSError, ValueError):
+                stat = (self._cg("cpu", sid) / "cpu.stat").read_text()
+                cpu_ns = int(stat.split("usage_usec")[1].split()[0]) * 1000
+        if not mem:
+            with contextlib.suppress(OSError, ValueError):
+                mem = int((self._cg("memory", sid) / "memory.peak").read_text())
+        return Usage(cpu_ms=cpu_ns // 1_000_000, mem_peak_bytes=mem)
+
+    def pids(self, sid: str) -> list[int]:
+        try:
+            text = (self._cg("pids", sid) / "cgroup.procs").read_text()
+        except OSError:
+            return []
+        return [int(p) for p in text.split()]
+
+    # ---- exec --------------------------------------------------------------
+    async def exec(self, sid: str, command: str, timeout: float, *, cwd: str | None = None,
+                   env: Sequence[str] = ()) -> ExecOutcome:
+        """Run ``/bin/sh -c command`` inside; on timeout kill all it started (exit 124).
+
+        ``runc exec -d`` hands our pipes straight to the command and returns at once.
+        A tiny busybox wrapper reports the command's exit status on fd 0 (a pipe of
+        ours; the command itself gets /dev/null as stdin), so the result comes back
+        when the command exits even if background children keep stdout open.
+        """
+        started = time.monotonic()
+        pidfile = self.bundle(sid) / f"exec-{os.urandom(6).hex()}.pid"
+        args = [self.runc, "--root", str(self.runc_root), "exec", "-d", "--pid-file",
+                str(pidfile)]
+        if cwd:
+            args += ["--cwd", cwd]
+        for item in env:
+            args += ["--env", item]
+        args += [sid, "/.isorun/busybox", "sh", "-c", _EXEC_WRAPPER, "isorun-exec", command]
+        # Our own pipes, not asyncio's: asyncio's wait() would also wait for every
+        # holder of stdout to close it, background children included.
+        pipes = [os.pipe() for _ in range(3)]  # status, stdout, stderr
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *args, stdin=pipes[0][1], stdout=pipes[1][1], stderr=pipes[2][1])
+        finally:
+            for _, w in pipes:
+                os.close(w)
+        loop = asyncio.get_running_loop()
+        streams = []
+        transports = []
+        for r, _ in pipes:
+            reader = asyncio.StreamReader(limit=2**20)
+            transport, _ = await loop.connect_read_pipe(
+                lambda reader=reader: asyncio.StreamReaderProtocol(reader),
+                os.fdopen(r, "rb", 0))
+            streams.append(reader)
+            transports.append(transport)
+        status_reader = streams[0]
+        outs = [_Capped(self.output_cap), _Capped(self.output_cap)]
+        readers = [asyncio.ensure_future(c.drain(st)) for c, st in zip(outs, streams[1:])]
+        timed_out = False
+        code = 1
+        try:
+            rc = await proc.wait()  # runc returns once the command has started
+            if rc != 0:
+                await asyncio.wait(readers, timeout=1)
+                raise BackendError(outs[1].text().strip()[-300:] or f"runc exec exited {rc}")
+            try:
+                line = await asyncio.wait_for(status_reader.readline(), timeout)
+                code = int(line) if line.strip() else 137
+            except asyncio.TimeoutError:
+                timed_out = True
+                code = 124
+                self._kill_exec(sid, pidfile)
+        except BaseException:
+            self._kill_exec(sid, pidfile)
+            raise
+        finally:
+            # Output written before exit is in the pipes; background children may hold
+            # them open, so take what arrives promptly and stop there.
+            await asyncio.wait(readers, timeout=0.2 if not timed_out else 0.5)
+            for r in readers:
+                r.cancel()
+            for t in transports:
+                t.close()
+            with contextlib.suppress(OSError):
+                pidfile.unlink()
+        return ExecOutcome(exit_code=code, stdout=outs[0].text(), stderr=outs[1].text(),
+                           timed_out=timed_out,
+                           duration_ms=int((time.monotonic() - started) * 1000))
+
+    def _kill_exec(self, sid: str, pidfile: Path) -> None:
+        """Kill the command's process tree: its session plus any descendant."""
+        try:
+            root = int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return
+        members = {}
+        for pid in self.pids(sid):
+            st = _proc_stat(pid)
+            if st:
+                members[pid] = st
+        doomed = {root}
+        changed = True
+        while changed:
+            changed = False
+            for pid, (ppid, session) in members.items():
+                if pid not in doomed and (session == root or ppid in doomed):
+                    doomed.add(pid)
+                    changed = True
+        for pid in doomed:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
