@@ -133,8 +133,10 @@ def build_app(runner: Runner, api_key: str, extra_routes: list[Any] | None = Non
 
     @route(f"/v1/runs/{sid}/files/upload", ["POST"])
     async def upload(request: Request) -> Response:
+        length = request.headers.get("content-length")
         result = await runner.upload(request.path_params["sid"], query_path(request),
-                                     request.stream())
+                                     request.stream(),
+                                     int(length) if length and length.isdigit() else None)
         return JSONResponse(result)
 
     @route(f"/v1/runs/{sid}/files/download", ["GET"])

@@ -457,8 +457,12 @@ class Runner:
                                       "stderr_bytes": len(out.stderr)})
         return {"exit_code": out.exit_code, "stdout": out.stdout, "stderr": out.stderr}
 
-    async def upload(self, sid: str, path: str, chunks: AsyncIterator[bytes]) -> dict[str, Any]:
-        self._running(sid, "file upload")
+    async def upload(self, sid: str, path: str, chunks: AsyncIterator[bytes],
+                     size_hint: int | None = None) -> dict[str, Any]:
+        row = self._running(sid, "file upload")
+        if size_hint is not None and size_hint > row["disk_mib"] * 2**20:
+            raise ApiError(413, f"{size_hint} bytes do not fit the sandbox's disk "
+                           f"(disk_mib={row['disk_mib']})")
         fs = self.backend.fs(sid)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=8)
@@ -471,14 +475,22 @@ class Runner:
                 yield item
 
         writer = asyncio.ensure_future(asyncio.to_thread(fs.write_chunks, path, pull()))
+        async def feed(item: bytes | None) -> bool:
+            """Hand one chunk to the writer; False once the writer has stopped."""
+            put = asyncio.ensure_future(queue.put(item))
+            await asyncio.wait({put, writer}, return_when=asyncio.FIRST_COMPLETED)
+            if not put.done():
+                put.cancel()
+                return False
+            return True
+
         try:
             async for chunk in chunks:
-                if writer.done():
+                if not await feed(chunk):
                     break
-                await queue.put(chunk)
         finally:
             if not writer.done():
-                await queue.put(None)
+                await feed(None)
         try:
             size = await writer
         except FileAccessError as exc:

@@ -24,7 +24,7 @@ CASES = [
     ("POST", "/v1/runs", b'{"disk_mib": 999999999}', 400, "disk_mib"),
     ("POST", "/v1/runs", b'{"timeout": -1}', 400, "timeout"),
     ("POST", "/v1/runs", b'{"image": 5}', 400, "image"),
-    ("POST", "/v1/runs", b'{"image": "no-such-image:404"}', 404, "no-such-image"),
+    ("POST", "/v1/runs", b'{"image": "no-such-image:404"}', 502, "isorun image import"),
     ("POST", "/v1/runs", b'{"credentials": "x"}', 400, "credentials"),
     ("GET", "/v1/runs/sb-doesnotexist", b"", 404, "sb-doesnotexist"),
     ("DELETE", "/v1/runs/sb-doesnotexist", b"", 404, "sb-doesnotexist"),
@@ -72,7 +72,7 @@ def test_auth_required(runner):
     assert httpx.get(runner.url + "/healthz").status_code == 200
 
 
-def test_upload_above_disk_cap_fails_cleanly(client, test_image):
+def test_upload_above_disk_cap_fails_cleanly(runner, client, test_image):
     with client.create(test_image, disk_mib=64, timeout=120) as sb:
         import isorun
 
@@ -81,6 +81,13 @@ def test_upload_above_disk_cap_fails_cleanly(client, test_image):
         assert exc.value.status == 413
         assert "disk" in str(exc.value)
         assert "big.bin" not in " ".join(sb.readdir("/"))
+        # streamed (chunked, no length) uploads fail cleanly too, partway through
+        with runner.http() as h:
+            r = h.post(f"/v1/runs/{sb.id}/files/upload", params={"path": "/big2.bin"},
+                       content=iter([b"\0" * 2**20] * 80))
+        assert r.status_code == 413, r.text
+        assert "disk" in r.json()["error"]
+        assert not any(n.startswith((".isorun-upload", "big2")) for n in sb.readdir("/"))
         # and the sandbox is still usable
         sb.write_file("/small.txt", "ok")
         assert sb.read_file("/small.txt") == "ok"

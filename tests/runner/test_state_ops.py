@@ -123,7 +123,7 @@ def test_hibernate_freezes_and_resume_continues(client, test_image):
 def test_audit_log_chain_verifies_and_detects_tampering(client, test_image, runner):
     with client.create(test_image, timeout=300,
                        ) as sb:
-        sb.exec("echo secret-output-123")
+        assert sb.exec("printf 'secret-%s' output-123").stdout == "secret-output-123"
         sb.write_file("/f.txt", "file-contents-456")
         sb.read_file("/f.txt")
         sb.set_timeout(200)
