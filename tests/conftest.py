@@ -33,8 +33,9 @@ class RunnerProcess:
     log: Path
 
     def http(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.key}"},
-                            timeout=120)
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.key}"}, timeout=120
+        )
 
 
 def free_port() -> int:
@@ -43,15 +44,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_runner(state_dir: Path, key: str = "test-key-0123456789", port: int | None = None,
-                 extra_env: dict[str, str] | None = None) -> RunnerProcess:
+def start_runner(
+    state_dir: Path,
+    key: str = "test-key-0123456789",
+    port: int | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> RunnerProcess:
     port = port or free_port()
     log = state_dir.parent / f"{state_dir.name}.log"
     env = {**os.environ, "ISORUN_IMAGES_DIR": IMAGES_DIR, **(extra_env or {})}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "isorun_runner", "serve", "--port", str(port), "--state-dir",
-         str(state_dir), "--api-key", key, "-v"],
-        stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "isorun_runner",
+            "serve",
+            "--port",
+            str(port),
+            "--state-dir",
+            str(state_dir),
+            "--api-key",
+            key,
+            "-v",
+        ],
+        stdout=open(log, "ab"),  # noqa: SIM115 - the child owns the log file
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

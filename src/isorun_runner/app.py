@@ -44,7 +44,8 @@ class AuthMiddleware:
                     await send({"type": "websocket.close", "code": 4401})
                     return
                 await error(401, "missing or invalid API key (Authorization: Bearer <key>)")(
-                    scope, receive, send)
+                    scope, receive, send
+                )
                 return
         await self.app(scope, receive, send)
 
@@ -84,7 +85,9 @@ def build_app(runner: Runner, api_key: str, extra_routes: list[Any] | None = Non
                     return await fn(request)
                 except ApiError as exc:
                     return error(exc.status, exc.message)
+
             return Route(path, endpoint, methods=methods)
+
         return wrap
 
     sid = "{sid:str}"
@@ -119,8 +122,9 @@ def build_app(runner: Runner, api_key: str, extra_routes: list[Any] | None = Non
 
     @route(f"/v1/runs/{sid}", ["PATCH"])
     async def patch(request: Request) -> Response:
-        return JSONResponse(runner.set_timeout(request.path_params["sid"],
-                                               await json_body(request)))
+        return JSONResponse(
+            runner.set_timeout(request.path_params["sid"], await json_body(request))
+        )
 
     @route(f"/v1/runs/{sid}", ["DELETE"])
     async def destroy(request: Request) -> Response:
@@ -128,22 +132,25 @@ def build_app(runner: Runner, api_key: str, extra_routes: list[Any] | None = Non
 
     @route(f"/v1/runs/{sid}/exec", ["POST"])
     async def exec_(request: Request) -> Response:
-        return JSONResponse(await runner.exec(request.path_params["sid"],
-                                              await json_body(request)))
+        return JSONResponse(await runner.exec(request.path_params["sid"], await json_body(request)))
 
     @route(f"/v1/runs/{sid}/files/upload", ["POST"])
     async def upload(request: Request) -> Response:
         length = request.headers.get("content-length")
-        result = await runner.upload(request.path_params["sid"], query_path(request),
-                                     request.stream(),
-                                     int(length) if length and length.isdigit() else None)
+        result = await runner.upload(
+            request.path_params["sid"],
+            query_path(request),
+            request.stream(),
+            int(length) if length and length.isdigit() else None,
+        )
         return JSONResponse(result)
 
     @route(f"/v1/runs/{sid}/files/download", ["GET"])
     async def download(request: Request) -> Response:
         chunks, size = runner.download(request.path_params["sid"], query_path(request))
-        return StreamingResponse(chunks, media_type="application/octet-stream",
-                                 headers={"content-length": str(size)})
+        return StreamingResponse(
+            chunks, media_type="application/octet-stream", headers={"content-length": str(size)}
+        )
 
     @route(f"/v1/runs/{sid}/files", ["GET"])
     async def listdir(request: Request) -> Response:
@@ -168,8 +175,10 @@ def build_app(runner: Runner, api_key: str, extra_routes: list[Any] | None = Non
 
     @route(f"/v1/runs/{sid}/audit", ["GET"])
     async def audit(request: Request) -> Response:
-        lines = "".join(json.dumps(e, separators=(",", ":")) + "\n"
-                        for e in runner.audit_log(request.path_params["sid"]))
+        lines = "".join(
+            json.dumps(e, separators=(",", ":")) + "\n"
+            for e in runner.audit_log(request.path_params["sid"])
+        )
         return Response(lines, media_type="application/x-ndjson")
 
     @route("/v1/snapshots", ["GET"])
@@ -188,9 +197,31 @@ def build_app(runner: Runner, api_key: str, extra_routes: list[Any] | None = Non
     async def usage(request: Request) -> Response:
         return JSONResponse(runner.usage())
 
-    routes = [healthz, openapi, create, list_runs, history, restore, get, patch, destroy, exec_,
-              upload, download, listdir, snapshot, fork, hibernate, resume, audit, snapshots,
-              delete_snapshot, profiles, usage, *(extra_routes or [])]
+    routes = [
+        healthz,
+        openapi,
+        create,
+        list_runs,
+        history,
+        restore,
+        get,
+        patch,
+        destroy,
+        exec_,
+        upload,
+        download,
+        listdir,
+        snapshot,
+        fork,
+        hibernate,
+        resume,
+        audit,
+        snapshots,
+        delete_snapshot,
+        profiles,
+        usage,
+        *(extra_routes or []),
+    ]
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return error(404, f"no route {request.method} {request.url.path}")

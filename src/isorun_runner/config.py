@@ -90,10 +90,14 @@ class RunnerConfig:
     ) -> RunnerConfig:
         """Flags win over environment variables, which win over the config file."""
         env = dict(os.environ if env is None else env)
-        state = state_dir or (Path(env["ISORUN_STATE_DIR"]) if env.get("ISORUN_STATE_DIR")
-                              else default_state_dir())
-        cfg_path = config_file or (Path(env["ISORUN_RUNNER_CONFIG"])
-                                   if env.get("ISORUN_RUNNER_CONFIG") else state / "runner.toml")
+        state = state_dir or (
+            Path(env["ISORUN_STATE_DIR"]) if env.get("ISORUN_STATE_DIR") else default_state_dir()
+        )
+        cfg_path = config_file or (
+            Path(env["ISORUN_RUNNER_CONFIG"])
+            if env.get("ISORUN_RUNNER_CONFIG")
+            else state / "runner.toml"
+        )
         data: dict[str, Any] = {}
         if cfg_path.exists():
             data = tomllib.loads(cfg_path.read_text())

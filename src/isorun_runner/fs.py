@@ -8,6 +8,7 @@ as ``/`` for ``..`` and for absolute symlinks, so no lookup can leave it.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -24,8 +25,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
-                ("resolve", ctypes.c_uint64)]
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
 class FileAccessError(Exception):
@@ -38,8 +38,7 @@ class FileAccessError(Exception):
 
 def openat2(root_fd: int, path: str, flags: int, mode: int = 0) -> int:
     how = _OpenHow(flags | os.O_CLOEXEC, mode, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
-    fd = _libc.syscall(_SYS_OPENAT2, root_fd, path.encode(), ctypes.byref(how),
-                       ctypes.sizeof(how))
+    fd = _libc.syscall(_SYS_OPENAT2, root_fd, path.encode(), ctypes.byref(how), ctypes.sizeof(how))
     if fd < 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err), path)
@@ -94,10 +93,8 @@ class SandboxFS:
                 except FileNotFoundError:
                     if not create:
                         raise
-                    try:
+                    with contextlib.suppress(FileExistsError):
                         os.mkdir(part, 0o755, dir_fd=fd)
-                    except FileExistsError:
-                        pass
                     nfd = openat2(fd, part, os.O_PATH | os.O_DIRECTORY)
                 os.close(fd)
                 fd = nfd
@@ -132,8 +129,12 @@ class SandboxFS:
                     raise FileAccessError(400, f"{path} is a directory")
             except FileNotFoundError:
                 pass
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o644, dir_fd=dfd)
+            fd = os.open(
+                tmp,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o644,
+                dir_fd=dfd,
+            )
             try:
                 with os.fdopen(fd, "wb", closefd=True) as f:
                     for chunk in chunks:
@@ -141,10 +142,8 @@ class SandboxFS:
                         total += len(chunk)
                 os.rename(tmp, p.name, src_dir_fd=dfd, dst_dir_fd=dfd)
             except BaseException:
-                try:
+                with contextlib.suppress(OSError):
                     os.unlink(tmp, dir_fd=dfd)
-                except OSError:
-                    pass
                 raise
         except OSError as exc:
             raise _translate(exc, path) from None

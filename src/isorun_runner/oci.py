@@ -139,6 +139,7 @@ def runtime_spec(
     cgroups_path: str,
     memsw: bool,
     tools_dir: Path,
+    exec_dir: Path | None = None,
     uid: int = 0,
     gid: int = 0,
 ) -> dict[str, Any]:
@@ -178,40 +179,88 @@ def runtime_spec(
             "oomScoreAdj": 500,
         },
         "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc",
-             "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-             "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-             "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/.isorun", "type": "bind", "source": str(tools_dir),
-             "options": ["rbind", "ro", "nodev"]},
-        ],
+            {
+                "destination": "/proc",
+                "type": "proc",
+                "source": "proc",
+                "options": ["nosuid", "noexec", "nodev"],
+            },
+            {
+                "destination": "/dev",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+            },
+            {
+                "destination": "/dev/pts",
+                "type": "devpts",
+                "source": "devpts",
+                "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"],
+            },
+            {
+                "destination": "/dev/shm",
+                "type": "tmpfs",
+                "source": "shm",
+                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            },
+            {
+                "destination": "/dev/mqueue",
+                "type": "mqueue",
+                "source": "mqueue",
+                "options": ["nosuid", "noexec", "nodev"],
+            },
+            {
+                "destination": "/sys",
+                "type": "sysfs",
+                "source": "sysfs",
+                "options": ["nosuid", "noexec", "nodev", "ro"],
+            },
+            {
+                "destination": "/.isorun",
+                "type": "bind",
+                "source": str(tools_dir),
+                "options": ["rbind", "ro", "nodev"],
+            },
+        ]
+        + (
+            [
+                {
+                    "destination": "/.isorun-exec",
+                    "type": "bind",
+                    "source": str(exec_dir),
+                    "options": ["rbind", "ro", "nosuid", "nodev", "noexec"],
+                }
+            ]
+            if exec_dir
+            else []
+        ),
         "linux": {
             "cgroupsPath": cgroups_path,
             "namespaces": namespaces,
             "resources": {
                 "devices": [{"allow": False, "access": "rwm"}]
                 + [
-                    {"allow": True, "type": "c", "major": major, "minor": minor,
-                     "access": "rwm"}
+                    {"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
                     for _, major, minor in DEVICES
                 ]
-                + [{"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
-                   {"allow": True, "type": "c", "major": 136, "access": "rwm"}],
+                + [
+                    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+                    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+                ],
                 "memory": memory,
                 "cpu": {"quota": vcpus * 100_000, "period": 100_000},
                 "pids": {"limit": pids_limit},
             },
             "devices": [
-                {"path": path, "type": "c", "major": major, "minor": minor,
-                 "fileMode": 0o666, "uid": 0, "gid": 0}
+                {
+                    "path": path,
+                    "type": "c",
+                    "major": major,
+                    "minor": minor,
+                    "fileMode": 0o666,
+                    "uid": 0,
+                    "gid": 0,
+                }
                 for path, major, minor in DEVICES
             ],
             "maskedPaths": MASKED_PATHS,

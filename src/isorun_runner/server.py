@@ -50,9 +50,12 @@ def build(config: RunnerConfig) -> tuple[Any, str]:
     from .service import Runner
 
     key = api_key(config)
-    images = ImageStore(config.image_root, auth_file=config.registry_auth_file,
-                        max_bytes=config.image_cache_max_bytes,
-                        insecure_registries=config.insecure_registries)
+    images = ImageStore(
+        config.image_root,
+        auth_file=config.registry_auth_file,
+        max_bytes=config.image_cache_max_bytes,
+        insecure_registries=config.insecure_registries,
+    )
     network = None
     runner = Runner(config, images, network)
     extra = network.routes(runner) if network is not None else []
@@ -65,12 +68,23 @@ def serve(config: RunnerConfig, *, announce: Any = print) -> None:
     config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o711)
     app, key = build(config)
     if not is_loopback(config.host):
-        log.warning("binding %s: the runner API is reachable from other machines; "
-                    "keep the API key secret and prefer a TLS proxy in front", config.host)
-    _write_private(config.state_dir / "client.json",
-                   json.dumps({"api_url": config.url, "api_key": key}) + "\n")
+        log.warning(
+            "binding %s: the runner API is reachable from other machines; "
+            "keep the API key secret and prefer a TLS proxy in front",
+            config.host,
+        )
+    _write_private(
+        config.state_dir / "client.json", json.dumps({"api_url": config.url, "api_key": key}) + "\n"
+    )
     announce(f"isorun runner on {config.url}  (state: {config.state_dir})")
     announce(f"API key: {key}")
     announce(f"clients: export ISORUN_API_URL={config.url} ISORUN_API_KEY={key}")
-    uvicorn.run(app, host=config.host, port=config.port, log_level="warning",
-                access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )

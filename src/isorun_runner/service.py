@@ -76,8 +76,11 @@ class Runner:
     def __init__(self, config: RunnerConfig, images: Any, network: Any = None) -> None:
         self.config = config
         self.state_dir = config.state_dir
-        self.backend = RuncBackend(self.state_dir, pids_limit=config.limits.pids_limit,
-                                   output_cap=config.limits.output_cap_bytes)
+        self.backend = RuncBackend(
+            self.state_dir,
+            pids_limit=config.limits.pids_limit,
+            output_cap=config.limits.output_cap_bytes,
+        )
         self.images = images
         self.network = network
         self.snapshots_dir = self.state_dir / "snapshots"
@@ -128,16 +131,22 @@ class Runner:
         for sid, row in known.items():
             state = await self.backend.state(sid) if sid in live else None
             mounted = os.path.ismount(self.backend.bundle(sid) / "rootfs")
-            ok = row["status"] in ("running", "hibernated") and mounted and (
-                (row["status"] == "running" and state == "running")
-                or (row["status"] == "hibernated" and state == "paused"))
+            ok = (
+                row["status"] in ("running", "hibernated")
+                and mounted
+                and (
+                    (row["status"] == "running" and state == "running")
+                    or (row["status"] == "hibernated" and state == "paused")
+                )
+            )
             if ok and self.network is not None:
                 ok = await self.network.adopt(sid, row["extra"].get("network"))
             if ok:
                 log.info("re-adopted sandbox %s", sid)
             else:
-                log.warning("destroying sandbox %s left %s by a previous runner", sid,
-                            row["status"])
+                log.warning(
+                    "destroying sandbox %s left %s by a previous runner", sid, row["status"]
+                )
                 await self._destroy_row(row, reason="runner-restart")
         for sid in live - set(known):
             log.warning("removing orphan container %s", sid)
@@ -146,8 +155,9 @@ class Runner:
             if d.name not in known:
                 await self.backend.destroy(d.name)
         if self.network is not None:
-            await self.network.sweep(set(known) & set(
-                r["id"] for r in self._db.all("SELECT id FROM sandboxes")))
+            await self.network.sweep(
+                set(known) & set(r["id"] for r in self._db.all("SELECT id FROM sandboxes"))
+            )
         self._gc_snapshots()
 
     # ---- helpers -----------------------------------------------------------
@@ -163,17 +173,26 @@ class Runner:
     def _running(self, sid: str, action: str) -> dict[str, Any]:
         row = self._row(sid)
         if row["status"] != "running":
-            raise ApiError(409, f"sandbox {sid} is {row['status']}; {action} needs it running"
-                           + (" (call resume first)" if row["status"] == "hibernated" else ""))
+            raise ApiError(
+                409,
+                f"sandbox {sid} is {row['status']}; {action} needs it running"
+                + (" (call resume first)" if row["status"] == "hibernated" else ""),
+            )
         return row
 
     @staticmethod
     def record(row: dict[str, Any]) -> dict[str, Any]:
         return {
-            "id": row["id"], "status": row["status"], "image": row["image"],
-            "vcpus": row["vcpus"], "mem_mib": row["mem_mib"], "disk_mib": row["disk_mib"],
-            "create_ms": row["create_ms"], "created_at": row["created_at"],
-            "timeout": row["timeout"], "region": "local",
+            "id": row["id"],
+            "status": row["status"],
+            "image": row["image"],
+            "vcpus": row["vcpus"],
+            "mem_mib": row["mem_mib"],
+            "disk_mib": row["disk_mib"],
+            "create_ms": row["create_ms"],
+            "created_at": row["created_at"],
+            "timeout": row["timeout"],
+            "region": "local",
             "expires_at": now_iso(row["deadline"]) if row["deadline"] else None,
         }
 
@@ -191,10 +210,11 @@ class Runner:
         mac = audit_hmac(self.audit_key, "" if last is None else last["hmac"], fields)
         self._db.execute(
             "INSERT INTO audit (sandbox_id, seq, ts, event, data, hmac) VALUES (?,?,?,?,?,?)",
-            (sid, seq, fields["ts"], event, json.dumps(data), mac))
+            (sid, seq, fields["ts"], event, json.dumps(data), mac),
+        )
 
     def _redact(self, row: dict[str, Any], text: str) -> str:
-        for secret in (row["extra"].get("secrets") or []):
+        for secret in row["extra"].get("secrets") or []:
             if secret:
                 text = text.replace(secret, "[redacted]")
         return text
@@ -204,10 +224,12 @@ class Runner:
         lim = self.config.limits
         return {
             "vcpus": _int_field(body, "vcpus", 1, lim.max_vcpus, base["vcpus"]),
-            "mem_mib": _int_field(body, "mem_mib", lim.min_mem_mib, lim.max_mem_mib,
-                                  base["mem_mib"]),
-            "disk_mib": _int_field(body, "disk_mib", lim.min_disk_mib, lim.max_disk_mib,
-                                   base["disk_mib"]),
+            "mem_mib": _int_field(
+                body, "mem_mib", lim.min_mem_mib, lim.max_mem_mib, base["mem_mib"]
+            ),
+            "disk_mib": _int_field(
+                body, "disk_mib", lim.min_disk_mib, lim.max_disk_mib, base["disk_mib"]
+            ),
             "timeout": _int_field(body, "timeout", 0, lim.max_timeout, base["timeout"]),
         }
 
@@ -215,19 +237,28 @@ class Runner:
         lim = self.config.limits
         rows = self._db.all("SELECT mem_mib FROM sandboxes")
         if len(rows) + self._creating + count > lim.max_sandboxes:
-            raise ApiError(429, f"capacity reached: at most {lim.max_sandboxes} sandboxes "
-                           "(destroy some, or raise limits.max_sandboxes)")
-        cap = lim.max_total_mem_mib or 4 * (os.sysconf("SC_PHYS_PAGES")
-                                            * os.sysconf("SC_PAGE_SIZE") // 2**20)
+            raise ApiError(
+                429,
+                f"capacity reached: at most {lim.max_sandboxes} sandboxes "
+                "(destroy some, or raise limits.max_sandboxes)",
+            )
+        cap = lim.max_total_mem_mib or 4 * (
+            os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20
+        )
         used = sum(r["mem_mib"] for r in rows)
         if used + mem_mib * count > cap:
-            raise ApiError(429, f"capacity reached: {used} MiB of {cap} MiB of sandbox memory "
-                           "in use")
+            raise ApiError(
+                429, f"capacity reached: {used} MiB of {cap} MiB of sandbox memory in use"
+            )
 
     def _defaults(self) -> dict[str, Any]:
         c = self.config
-        return {"vcpus": c.default_vcpus, "mem_mib": c.default_mem_mib,
-                "disk_mib": c.default_disk_mib, "timeout": 300}
+        return {
+            "vcpus": c.default_vcpus,
+            "mem_mib": c.default_mem_mib,
+            "disk_mib": c.default_disk_mib,
+            "timeout": 300,
+        }
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
         image_ref = body.get("image") or "node:22-slim"
@@ -247,28 +278,55 @@ class Runner:
                     raise
                 raise ApiError(int(status), str(exc)) from None
             return await self._launch(
-                image=image_ref, image_digest=image.digest, lowerdirs=list(image.layers),
-                env=list(image.env), workdir=image.workdir or "/", res=res, net=net,
-                credentials=credentials, event=("sandbox.created", {"image": image_ref,
-                                                                    "digest": image.digest}))
+                image=image_ref,
+                image_digest=image.digest,
+                lowerdirs=list(image.layers),
+                env=list(image.env),
+                workdir=image.workdir or "/",
+                res=res,
+                net=net,
+                credentials=credentials,
+                event=("sandbox.created", {"image": image_ref, "digest": image.digest}),
+            )
         finally:
             self._creating -= 1
 
-    async def _launch(self, *, image: str, image_digest: str, lowerdirs: list[Any],
-                      env: list[str], workdir: str, res: dict[str, int], net: Any,
-                      credentials: dict[str, Any] | None, event: tuple[str, dict[str, Any]],
-                      ) -> dict[str, Any]:
+    async def _launch(
+        self,
+        *,
+        image: str,
+        image_digest: str,
+        lowerdirs: list[Any],
+        env: list[str],
+        workdir: str,
+        res: dict[str, int],
+        net: Any,
+        credentials: dict[str, Any] | None,
+        event: tuple[str, dict[str, Any]],
+    ) -> dict[str, Any]:
         started = time.monotonic()
         sid = "sb-" + secrets.token_hex(8)
         now = time.time()
         extra: dict[str, Any] = {}
         row = {
-            "id": sid, "status": "creating", "image": image, "image_digest": image_digest,
-            "vcpus": res["vcpus"], "mem_mib": res["mem_mib"], "disk_mib": res["disk_mib"],
-            "timeout": res["timeout"], "deadline": now + res["timeout"] if res["timeout"] else None,
-            "created_at": now_iso(now), "created_ts": now, "create_ms": 0, "accrued_ms": 0,
-            "running_since": None, "lowerdirs": [str(p) for p in lowerdirs], "env": env,
-            "workdir": workdir, "extra": extra,
+            "id": sid,
+            "status": "creating",
+            "image": image,
+            "image_digest": image_digest,
+            "vcpus": res["vcpus"],
+            "mem_mib": res["mem_mib"],
+            "disk_mib": res["disk_mib"],
+            "timeout": res["timeout"],
+            "deadline": now + res["timeout"] if res["timeout"] else None,
+            "created_at": now_iso(now),
+            "created_ts": now,
+            "create_ms": 0,
+            "accrued_ms": 0,
+            "running_since": None,
+            "lowerdirs": [str(p) for p in lowerdirs],
+            "env": env,
+            "workdir": workdir,
+            "extra": extra,
         }
         self._db.insert("sandboxes", row)
         try:
@@ -279,10 +337,18 @@ class Runner:
                 netns = info.get("netns")
                 env = env + list(info.get("env", []))
                 extra["secrets"] = info.get("secrets", [])
-            await self.backend.create(SandboxSpec(
-                id=sid, lowerdirs=[Path(p) for p in lowerdirs], env=env, workdir=workdir,
-                vcpus=res["vcpus"], mem_mib=res["mem_mib"], disk_mib=res["disk_mib"],
-                netns=netns))
+            await self.backend.create(
+                SandboxSpec(
+                    id=sid,
+                    lowerdirs=[Path(p) for p in lowerdirs],
+                    env=env,
+                    workdir=workdir,
+                    vcpus=res["vcpus"],
+                    mem_mib=res["mem_mib"],
+                    disk_mib=res["disk_mib"],
+                    netns=netns,
+                )
+            )
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 await self.backend.destroy(sid)
@@ -296,11 +362,28 @@ class Runner:
                 raise ApiError(500, f"could not start the sandbox: {exc}") from None
             raise
         create_ms = int((time.monotonic() - started) * 1000)
-        self._db.update("sandboxes", sid, {"status": "running", "create_ms": create_ms,
-                                           "running_since": time.time(), "env": env,
-                                           "extra": extra})
-        self.audit(sid, event[0], {**event[1], "vcpus": res["vcpus"], "mem_mib": res["mem_mib"],
-                                   "disk_mib": res["disk_mib"], "timeout": res["timeout"]})
+        self._db.update(
+            "sandboxes",
+            sid,
+            {
+                "status": "running",
+                "create_ms": create_ms,
+                "running_since": time.time(),
+                "env": env,
+                "extra": extra,
+            },
+        )
+        self.audit(
+            sid,
+            event[0],
+            {
+                **event[1],
+                "vcpus": res["vcpus"],
+                "mem_mib": res["mem_mib"],
+                "disk_mib": res["disk_mib"],
+                "timeout": res["timeout"],
+            },
+        )
         return self.record(self._row(sid))
 
     async def _network_policy(self, body: dict[str, Any]) -> Any:
@@ -318,7 +401,8 @@ class Runner:
         if creds is None:
             return None
         if not isinstance(creds, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in creds.items()):
+            isinstance(k, str) and isinstance(v, str) for k, v in creds.items()
+        ):
             raise ApiError(400, "credentials must be an object of string to string")
         if not creds:
             return None
@@ -334,14 +418,26 @@ class Runner:
         return self.record(self._row(sid))
 
     def list(self) -> list[dict[str, Any]]:
-        rows = self._db.all("SELECT * FROM sandboxes WHERE status IN ('running','hibernated') "
-                            "ORDER BY created_ts")
+        rows = self._db.all(
+            "SELECT * FROM sandboxes WHERE status IN ('running','hibernated') ORDER BY created_ts"
+        )
         return [self.record(r) for r in rows]
 
     def history(self) -> list[dict[str, Any]]:
         rows = self._db.all("SELECT * FROM history ORDER BY destroyed_ts")
-        keys = ("id", "image", "vcpus", "mem_mib", "create_ms", "created_at", "destroyed_at",
-                "uptime_ms", "cpu_ms", "mem_peak_bytes", "cost_cents")
+        keys = (
+            "id",
+            "image",
+            "vcpus",
+            "mem_mib",
+            "create_ms",
+            "created_at",
+            "destroyed_at",
+            "uptime_ms",
+            "cpu_ms",
+            "mem_peak_bytes",
+            "cost_cents",
+        )
         return [{k: r[k] for k in keys} for r in rows]
 
     def usage(self) -> dict[str, Any]:
@@ -349,11 +445,13 @@ class Runner:
         now = time.time()
         active = self._db.all("SELECT * FROM sandboxes WHERE status IN ('running','hibernated')")
         hist = self._db.all("SELECT * FROM history")
-        active_cost = sum(prices.cost_cents(r["vcpus"], r["mem_mib"], self._billed_ms(r, now))
-                          for r in active)
+        active_cost = sum(
+            prices.cost_cents(r["vcpus"], r["mem_mib"], self._billed_ms(r, now)) for r in active
+        )
         hist_cost = sum(r["cost_cents"] for r in hist)
         billed = [(r["vcpus"], r["mem_mib"], self._billed_ms(r, now)) for r in active] + [
-            (r["vcpus"], r["mem_mib"], r["billed_ms"]) for r in hist]
+            (r["vcpus"], r["mem_mib"], r["billed_ms"]) for r in hist
+        ]
         return {
             "active_sandboxes": len(active),
             "history_sandboxes": len(hist),
@@ -369,7 +467,7 @@ class Runner:
     def set_timeout(self, sid: str, body: dict[str, Any]) -> dict[str, Any]:
         self._row(sid)
         if "timeout" not in body:
-            raise ApiError(400, "body must be {\"timeout\": seconds}")
+            raise ApiError(400, 'body must be {"timeout": seconds}')
         t = _int_field(body, "timeout", 0, self.config.limits.max_timeout, 0)
         deadline = time.time() + t if t else None
         self._db.update("sandboxes", sid, {"timeout": t, "deadline": deadline})
@@ -392,18 +490,33 @@ class Runner:
         uptime = int((now - row["created_ts"]) * 1000)
         billed = self._billed_ms(row, now)
         cost = self.config.prices.cost_cents(row["vcpus"], row["mem_mib"], billed)
-        result = {"status": "destroyed", "cpu_ms": usage.cpu_ms,
-                  "mem_peak_bytes": usage.mem_peak_bytes, "uptime_ms": uptime,
-                  "cost_cents": cost}
+        result = {
+            "status": "destroyed",
+            "cpu_ms": usage.cpu_ms,
+            "mem_peak_bytes": usage.mem_peak_bytes,
+            "uptime_ms": uptime,
+            "cost_cents": cost,
+        }
         if row["status"] != "creating":
             self.audit(sid, "sandbox.destroyed", {**result, "reason": reason})
-            self._db.insert("history", {
-                "id": sid, "image": row["image"], "vcpus": row["vcpus"],
-                "mem_mib": row["mem_mib"], "create_ms": row["create_ms"],
-                "created_at": row["created_at"], "destroyed_at": now_iso(now),
-                "destroyed_ts": now, "uptime_ms": uptime, "billed_ms": billed,
-                "cpu_ms": usage.cpu_ms, "mem_peak_bytes": usage.mem_peak_bytes,
-                "cost_cents": cost})
+            self._db.insert(
+                "history",
+                {
+                    "id": sid,
+                    "image": row["image"],
+                    "vcpus": row["vcpus"],
+                    "mem_mib": row["mem_mib"],
+                    "create_ms": row["create_ms"],
+                    "created_at": row["created_at"],
+                    "destroyed_at": now_iso(now),
+                    "destroyed_ts": now,
+                    "uptime_ms": uptime,
+                    "billed_ms": billed,
+                    "cpu_ms": usage.cpu_ms,
+                    "mem_peak_bytes": usage.mem_peak_bytes,
+                    "cost_cents": cost,
+                },
+            )
         self._db.delete("sandboxes", sid)
         self._locks.pop(sid, None)
         self._gc_snapshots()
@@ -414,16 +527,20 @@ class Runner:
             await asyncio.sleep(0.5)
             try:
                 now = time.time()
-                due = self._db.all("SELECT id FROM sandboxes WHERE deadline IS NOT NULL "
-                                   "AND deadline <= ? AND status IN ('running','hibernated')",
-                                   (now,))
+                due = self._db.all(
+                    "SELECT id FROM sandboxes WHERE deadline IS NOT NULL "
+                    "AND deadline <= ? AND status IN ('running','hibernated')",
+                    (now,),
+                )
                 for r in due:
                     with contextlib.suppress(ApiError):
                         await self.destroy(r["id"], reason="timeout")
                 cutoff = now - self.config.audit_retention_days * 86400
                 self._db.execute(
                     "DELETE FROM audit WHERE sandbox_id IN (SELECT id FROM history "
-                    "WHERE destroyed_ts < ?)", (cutoff,))
+                    "WHERE destroyed_ts < ?)",
+                    (cutoff,),
+                )
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -439,30 +556,46 @@ class Runner:
         timeout = body.get("timeout", 30)
         if timeout is None:
             timeout = 30
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
-                0 < timeout <= self.config.limits.max_exec_timeout):
-            raise ApiError(400, f"timeout must be a number of seconds in (0, "
-                           f"{self.config.limits.max_exec_timeout}], got {json.dumps(timeout)}")
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not (0 < timeout <= self.config.limits.max_exec_timeout)
+        ):
+            raise ApiError(
+                400,
+                f"timeout must be a number of seconds in (0, "
+                f"{self.config.limits.max_exec_timeout}], got {json.dumps(timeout)}",
+            )
         row = self._running(sid, "exec")
-        self.audit(sid, "exec.start", {"command": self._redact(row, command)[:1000],
-                                       "timeout": timeout})
+        self.audit(
+            sid, "exec.start", {"command": self._redact(row, command)[:1000], "timeout": timeout}
+        )
         try:
             out = await self.backend.exec(sid, command, float(timeout), cwd=row["workdir"])
         except BackendError as exc:
             row = self._row(sid)
             raise ApiError(409, f"sandbox {sid} cannot run commands: {exc}") from None
-        self.audit(sid, "exec.exit", {"exit_code": out.exit_code, "duration_ms": out.duration_ms,
-                                      "timed_out": out.timed_out,
-                                      "stdout_bytes": len(out.stdout),
-                                      "stderr_bytes": len(out.stderr)})
+        self.audit(
+            sid,
+            "exec.exit",
+            {
+                "exit_code": out.exit_code,
+                "duration_ms": out.duration_ms,
+                "timed_out": out.timed_out,
+                "stdout_bytes": len(out.stdout),
+                "stderr_bytes": len(out.stderr),
+            },
+        )
         return {"exit_code": out.exit_code, "stdout": out.stdout, "stderr": out.stderr}
 
-    async def upload(self, sid: str, path: str, chunks: AsyncIterator[bytes],
-                     size_hint: int | None = None) -> dict[str, Any]:
+    async def upload(
+        self, sid: str, path: str, chunks: AsyncIterator[bytes], size_hint: int | None = None
+    ) -> dict[str, Any]:
         row = self._running(sid, "file upload")
         if size_hint is not None and size_hint > row["disk_mib"] * 2**20:
-            raise ApiError(413, f"{size_hint} bytes do not fit the sandbox's disk "
-                           f"(disk_mib={row['disk_mib']})")
+            raise ApiError(
+                413, f"{size_hint} bytes do not fit the sandbox's disk (disk_mib={row['disk_mib']})"
+            )
         fs = self.backend.fs(sid)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=8)
@@ -475,6 +608,7 @@ class Runner:
                 yield item
 
         writer = asyncio.ensure_future(asyncio.to_thread(fs.write_chunks, path, pull()))
+
         async def feed(item: bytes | None) -> bool:
             """Hand one chunk to the writer; False once the writer has stopped."""
             put = asyncio.ensure_future(queue.put(item))
@@ -521,8 +655,11 @@ class Runner:
             if row["status"] == "hibernated":
                 return self.record(row)
             await self.backend.freeze(sid)
-            self._db.update("sandboxes", sid, {"status": "hibernated", "running_since": None,
-                                               "accrued_ms": self._billed_ms(row)})
+            self._db.update(
+                "sandboxes",
+                sid,
+                {"status": "hibernated", "running_since": None, "accrued_ms": self._billed_ms(row)},
+            )
             self.audit(sid, "sandbox.hibernated", {})
             return self.record(self._row(sid))
 
@@ -545,8 +682,9 @@ class Runner:
         tmp = self.snapshots_dir / f".{snap_id}.tmp"
         await self.backend.freeze(sid)
         try:
-            await run("cp", "-a", "--reflink=auto", f"{self.backend.upper(sid)}/.", tmp,
-                      timeout=3600)
+            await run(
+                "cp", "-a", "--reflink=auto", f"{self.backend.upper(sid)}/.", tmp, timeout=3600
+            )
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -555,25 +693,41 @@ class Runner:
         tmp.rename(dest)
         size = await asyncio.to_thread(_dir_size, dest)
         snap = {
-            "id": snap_id, "run_id": sid, "size_bytes": size, "created_at": now_iso(),
-            "image": row["image"], "vcpus": row["vcpus"], "mem_mib": row["mem_mib"],
-            "disk_mib": row["disk_mib"], "lowerdirs": [str(dest), *row["lowerdirs"]],
-            "env": row["env"], "workdir": row["workdir"], "deleted": 1 if hidden else 0,
+            "id": snap_id,
+            "run_id": sid,
+            "size_bytes": size,
+            "created_at": now_iso(),
+            "image": row["image"],
+            "vcpus": row["vcpus"],
+            "mem_mib": row["mem_mib"],
+            "disk_mib": row["disk_mib"],
+            "lowerdirs": [str(dest), *row["lowerdirs"]],
+            "env": row["env"],
+            "workdir": row["workdir"],
+            "deleted": 1 if hidden else 0,
         }
         self._db.insert("snapshots", snap)
         return snap
 
     @staticmethod
     def snapshot_record(snap: dict[str, Any]) -> dict[str, Any]:
-        return {"id": snap["id"], "snapshot_id": snap["id"], "run_id": snap["run_id"],
-                "size_bytes": snap["size_bytes"], "created_at": snap["created_at"],
-                "captures": list(RuncBackend.captures)}
+        return {
+            "id": snap["id"],
+            "snapshot_id": snap["id"],
+            "run_id": snap["run_id"],
+            "size_bytes": snap["size_bytes"],
+            "created_at": snap["created_at"],
+            "captures": list(RuncBackend.captures),
+        }
 
     async def snapshot(self, sid: str) -> dict[str, Any]:
         async with self._lock(sid):
             snap = await self._capture(sid, hidden=False)
-        self.audit(sid, "sandbox.snapshotted", {"snapshot_id": snap["id"],
-                                                "size_bytes": snap["size_bytes"]})
+        self.audit(
+            sid,
+            "sandbox.snapshotted",
+            {"snapshot_id": snap["id"], "size_bytes": snap["size_bytes"]},
+        )
         return self.snapshot_record(snap)
 
     def list_snapshots(self) -> dict[str, Any]:
@@ -616,9 +770,16 @@ class Runner:
         credentials = self._credentials(body)
         self._check_capacity(res["mem_mib"])
         new = await self._launch(
-            image=snap["image"], image_digest="", lowerdirs=snap["lowerdirs"], env=snap["env"],
-            workdir=snap["workdir"], res=res, net=net, credentials=credentials,
-            event=("sandbox.restored", {"snapshot_id": snap["id"], "from": snap["run_id"]}))
+            image=snap["image"],
+            image_digest="",
+            lowerdirs=snap["lowerdirs"],
+            env=snap["env"],
+            workdir=snap["workdir"],
+            res=res,
+            net=net,
+            credentials=credentials,
+            event=("sandbox.restored", {"snapshot_id": snap["id"], "from": snap["run_id"]}),
+        )
         return new
 
     async def fork(self, sid: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -632,12 +793,23 @@ class Runner:
         net = row["extra"].get("network", {}).get("policy") if self.network else None
         self._creating += count
         try:
-            results = await asyncio.gather(*[
-                self._launch(image=row["image"], image_digest=row["image_digest"],
-                             lowerdirs=snap["lowerdirs"], env=row["env"],
-                             workdir=row["workdir"], res=res, net=net, credentials=None,
-                             event=("sandbox.forked", {"parent": sid}))
-                for _ in range(count)], return_exceptions=True)
+            results = await asyncio.gather(
+                *[
+                    self._launch(
+                        image=row["image"],
+                        image_digest=row["image_digest"],
+                        lowerdirs=snap["lowerdirs"],
+                        env=row["env"],
+                        workdir=row["workdir"],
+                        res=res,
+                        net=net,
+                        credentials=None,
+                        event=("sandbox.forked", {"parent": sid}),
+                    )
+                    for _ in range(count)
+                ],
+                return_exceptions=True,
+            )
         finally:
             self._creating -= count
             self._gc_snapshots()
@@ -660,9 +832,17 @@ class Runner:
         rows = self._db.all("SELECT * FROM audit WHERE sandbox_id=? ORDER BY seq", (sid,))
         if not rows:
             raise ApiError(404, f"sandbox {sid} not found (or its audit log has expired)")
-        return [{"seq": r["seq"], "ts": r["ts"], "sandbox_id": r["sandbox_id"],
-                 "event": r["event"], "data": json.loads(r["data"]), "hmac": r["hmac"]}
-                for r in rows]
+        return [
+            {
+                "seq": r["seq"],
+                "ts": r["ts"],
+                "sandbox_id": r["sandbox_id"],
+                "event": r["event"],
+                "data": json.loads(r["data"]),
+                "hmac": r["hmac"],
+            }
+            for r in rows
+        ]
 
     def network_profiles(self) -> list[dict[str, Any]]:
         if self.network is None:

@@ -55,8 +55,12 @@ CASES = [
 def test_bad_input(runner, sid, method, path, body, status, needle):
     with runner.http() as h:
         before = len(h.get("/v1/runs").json()["runs"])
-        r = h.request(method, path.replace("{sid}", sid), content=body,
-                      headers={"content-type": "application/json"})
+        r = h.request(
+            method,
+            path.replace("{sid}", sid),
+            content=body,
+            headers={"content-type": "application/json"},
+        )
         assert r.status_code == status, r.text
         assert needle in r.json()["error"]
         assert len(h.get("/v1/runs").json()["runs"]) == before
@@ -83,8 +87,11 @@ def test_upload_above_disk_cap_fails_cleanly(runner, client, test_image):
         assert "big.bin" not in " ".join(sb.readdir("/"))
         # streamed (chunked, no length) uploads fail cleanly too, partway through
         with runner.http() as h:
-            r = h.post(f"/v1/runs/{sb.id}/files/upload", params={"path": "/big2.bin"},
-                       content=iter([b"\0" * 2**20] * 80))
+            r = h.post(
+                f"/v1/runs/{sb.id}/files/upload",
+                params={"path": "/big2.bin"},
+                content=iter([b"\0" * 2**20] * 80),
+            )
         assert r.status_code == 413, r.text
         assert "disk" in r.json()["error"]
         assert not any(n.startswith((".isorun-upload", "big2")) for n in sb.readdir("/"))

@@ -35,9 +35,11 @@ def test_cannot_reach_host_loopback_services(sandbox):
     port = srv.getsockname()[1]
     hits = []
     threading.Thread(target=lambda: hits.append(srv.accept()), daemon=True).start()
-    code = (f"import socket; s=socket.socket(); s.settimeout(3); "
-            f"print(s.connect_ex(('127.0.0.1', {port})))")
-    r = sh(sandbox, f"python3 -c \"{code}\"")
+    code = (
+        f"import socket; s=socket.socket(); s.settimeout(3); "
+        f"print(s.connect_ex(('127.0.0.1', {port})))"
+    )
+    r = sh(sandbox, f'python3 -c "{code}"')
     assert r.stdout.strip() != "0"
     assert not hits
     srv.close()
@@ -46,7 +48,7 @@ def test_cannot_reach_host_loopback_services(sandbox):
 def test_cannot_mount_or_load_modules(sandbox):
     r = sh(sandbox, "mkdir -p /mnt/x && mount -t tmpfs none /mnt/x; echo rc=$?")
     assert "rc=0" not in r.stdout
-    r = sh(sandbox, "python3 -c \"import ctypes; print(ctypes.CDLL(None).unshare(0x00020000))\"")
+    r = sh(sandbox, 'python3 -c "import ctypes; print(ctypes.CDLL(None).unshare(0x00020000))"')
     assert r.stdout.strip() == "-1"
 
 
@@ -68,16 +70,20 @@ def test_capabilities_are_dropped(sandbox):
 
 
 def test_proc_and_sys_are_masked(sandbox):
-    r = sh(sandbox, "cat /proc/kcore 2>/dev/null | head -c 10 | wc -c; "
-                    "echo 1 > /proc/sys/kernel/sysrq; echo rc=$?")
+    r = sh(
+        sandbox,
+        "cat /proc/kcore 2>/dev/null | head -c 10 | wc -c; "
+        "echo 1 > /proc/sys/kernel/sysrq; echo rc=$?",
+    )
     assert r.stdout.split()[0] == "0"
     assert "rc=0" not in r.stdout
 
 
 def test_memory_cap_oom_kills_inside_only(client, test_image):
     with client.create(test_image, mem_mib=128, timeout=120) as sb:
-        r = sb.exec("python3 -c \"b = bytearray(400 * 1024 * 1024); print('survived')\"",
-                    timeout=60)
+        r = sb.exec(
+            "python3 -c \"b = bytearray(400 * 1024 * 1024); print('survived')\"", timeout=60
+        )
         assert r.exit_code != 0
         assert "survived" not in r.stdout
         assert sb.exec("echo alive").stdout == "alive\n"
@@ -85,9 +91,12 @@ def test_memory_cap_oom_kills_inside_only(client, test_image):
 
 def test_fork_bomb_hits_pid_limit(client, test_image):
     with client.create(test_image, timeout=120) as sb:
-        r = sb.exec("python3 -c \"\nimport os\nn=0\ntry:\n    while True:\n"
-                    "        if os.fork()==0:\n            import time; time.sleep(30); os._exit(0)\n"
-                    "        n+=1\nexcept OSError as e:\n    print('limited', n)\n\"", timeout=20)
+        r = sb.exec(
+            'python3 -c "\nimport os\nn=0\ntry:\n    while True:\n'
+            "        if os.fork()==0:\n            import time; time.sleep(30); os._exit(0)\n"
+            "        n+=1\nexcept OSError as e:\n    print('limited', n)\n\"",
+            timeout=20,
+        )
         assert "limited" in r.stdout
         assert int(r.stdout.split()[-1]) < 2000
 
@@ -100,20 +109,25 @@ def test_disk_cap_gives_enospc_inside(client, test_image):
 
 
 def test_two_sandboxes_cannot_see_each_other(client, test_image):
-    with client.create(test_image, timeout=120) as a, client.create(test_image,
-                                                                    timeout=120) as b:
+    with client.create(test_image, timeout=120) as a, client.create(test_image, timeout=120) as b:
         a.write_file("/tmp/secret-a", "A")
-        assert b.exec("cat /tmp/secret-a 2>&1; find / -name secret-a 2>/dev/null").stdout \
-            .count("secret-a") <= 1
-        assert "A" != b.exec("cat /tmp/secret-a 2>/dev/null").stdout
+        assert (
+            b.exec("cat /tmp/secret-a 2>&1; find / -name secret-a 2>/dev/null").stdout.count(
+                "secret-a"
+            )
+            <= 1
+        )
+        assert b.exec("cat /tmp/secret-a 2>/dev/null").stdout != "A"
         assert a.id not in b.exec("ps -eo args; hostname").stdout
 
 
 def test_cpu_quota_applies(client, test_image):
-    burn = ("python3 -c \"import multiprocessing as m, time\n"
-            "def b():\n    t = time.time()\n    while time.time() - t < 2: pass\n"
-            "ps = [m.Process(target=b) for _ in range(2)]\n"
-            "[p.start() for p in ps]; [p.join() for p in ps]\"")
+    burn = (
+        'python3 -c "import multiprocessing as m, time\n'
+        "def b():\n    t = time.time()\n    while time.time() - t < 2: pass\n"
+        "ps = [m.Process(target=b) for _ in range(2)]\n"
+        '[p.start() for p in ps]; [p.join() for p in ps]"'
+    )
     sb = client.create(test_image, vcpus=1, timeout=120)
     sb.exec(burn, timeout=60, check=True)
     used = sb.destroy().cpu_ms

@@ -7,7 +7,6 @@ import signal
 import subprocess
 
 import isorun
-
 from tests.conftest import start_runner, stop_runner
 
 
@@ -29,8 +28,9 @@ def test_restart_after_kill9_readopts(tmp_path, test_image):
         os.kill(r.proc.pid, signal.SIGKILL)
         r.proc.wait()
         # the sandbox killed while the runner was down is recorded, not leaked
-        subprocess.run(["runc", "--root", str(state / "runc"), "kill", gone.id, "KILL"],
-                       check=False)
+        subprocess.run(
+            ["runc", "--root", str(state / "runc"), "kill", gone.id, "KILL"], check=False
+        )
         r = start_runner(state, port=int(r.url.rsplit(":", 1)[1]))
         c = isorun.Isorun(api_key=r.key, api_url=r.url)
         assert c.get(keep.id) is not None
@@ -42,6 +42,7 @@ def test_restart_after_kill9_readopts(tmp_path, test_image):
     finally:
         stop_runner(r)
     assert mounts_under(state / "sandboxes") == []
-    out = subprocess.run(["runc", "--root", str(state / "runc"), "list", "-q"],
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["runc", "--root", str(state / "runc"), "list", "-q"], capture_output=True, text=True
+    ).stdout
     assert out.strip() == ""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import isorun
 import pytest
+
+import isorun
 
 
 def test_create_exec_destroy_raw_http(runner, test_image):
@@ -19,17 +20,24 @@ def test_create_exec_destroy_raw_http(runner, test_image):
         sid = run["id"]
         assert h.get(f"/v1/runs/{sid}").json()["id"] == sid
         assert sid in [x["id"] for x in h.get("/v1/runs").json()["runs"]]
-        r = h.post(f"/v1/runs/{sid}/exec", json={"command": "echo out; echo err >&2; exit 7",
-                                                "timeout": 30})
+        r = h.post(
+            f"/v1/runs/{sid}/exec",
+            json={"command": "echo out; echo err >&2; exit 7", "timeout": 30},
+        )
         assert r.json() == {"exit_code": 7, "stdout": "out\n", "stderr": "err\n"}
-        r = h.post(f"/v1/runs/{sid}/files/upload", params={"path": "/tmp/a b/ü.txt"},
-                   content=b"\x00\x01bytes", headers={"content-type": "application/octet-stream"})
+        r = h.post(
+            f"/v1/runs/{sid}/files/upload",
+            params={"path": "/tmp/a b/ü.txt"},
+            content=b"\x00\x01bytes",
+            headers={"content-type": "application/octet-stream"},
+        )
         assert r.status_code == 200, r.text
         r = h.get(f"/v1/runs/{sid}/files/download", params={"path": "/tmp/a b/ü.txt"})
         assert r.content == b"\x00\x01bytes"
         assert r.headers["content-type"] == "application/octet-stream"
         assert h.get(f"/v1/runs/{sid}/files", params={"path": "/tmp/a b"}).json() == {
-            "entries": ["ü.txt"]}
+            "entries": ["ü.txt"]
+        }
         assert h.patch(f"/v1/runs/{sid}", json={"timeout": 120}).status_code == 200
         d = h.delete(f"/v1/runs/{sid}").json()
         assert d["status"] == "destroyed"
@@ -38,13 +46,30 @@ def test_create_exec_destroy_raw_http(runner, test_image):
         assert h.get(f"/v1/runs/{sid}").status_code == 404
         hist = h.get("/v1/runs/history").json()["sandboxes"]
         entry = next(e for e in hist if e["id"] == sid)
-        assert set(entry) >= {"id", "image", "vcpus", "mem_mib", "create_ms", "created_at",
-                              "destroyed_at", "uptime_ms", "cpu_ms", "mem_peak_bytes",
-                              "cost_cents"}
+        assert set(entry) >= {
+            "id",
+            "image",
+            "vcpus",
+            "mem_mib",
+            "create_ms",
+            "created_at",
+            "destroyed_at",
+            "uptime_ms",
+            "cpu_ms",
+            "mem_peak_bytes",
+            "cost_cents",
+        }
         u = h.get("/v1/usage").json()
-        assert set(u) >= {"active_sandboxes", "history_sandboxes", "active_cost_cents",
-                          "history_cost_cents", "total_cost_cents", "cpu_seconds",
-                          "mem_seconds", "as_of"}
+        assert set(u) >= {
+            "active_sandboxes",
+            "history_sandboxes",
+            "active_cost_cents",
+            "history_cost_cents",
+            "total_cost_cents",
+            "cpu_seconds",
+            "mem_seconds",
+            "as_of",
+        }
         assert u["history_sandboxes"] >= 1
         assert h.get("/healthz").status_code == 200
 
@@ -78,7 +103,7 @@ def test_sdk_surface_end_to_end(client, test_image):
 
 def test_read_file_non_utf8_points_to_read_bytes(sandbox):
     sandbox.write_file("/tmp/bin", b"\xff\xfe\x00")
-    with pytest.raises(Exception, match="read_bytes"):
+    with pytest.raises(ValueError, match="read_bytes"):
         sandbox.read_file("/tmp/bin")
 
 
@@ -153,10 +178,24 @@ def test_openapi_document_lists_every_route(runner):
     with runner.http() as h:
         doc = h.get("/openapi.json").json()
     assert doc["openapi"].startswith("3.")
-    for path in ("/v1/runs", "/v1/runs/{id}", "/v1/runs/{id}/exec", "/v1/runs/{id}/files",
-                 "/v1/runs/{id}/files/upload", "/v1/runs/{id}/files/download",
-                 "/v1/runs/{id}/snapshot", "/v1/runs/{id}/fork", "/v1/runs/restore",
-                 "/v1/runs/{id}/hibernate", "/v1/runs/{id}/resume", "/v1/runs/{id}/audit",
-                 "/v1/snapshots", "/v1/snapshots/{id}", "/v1/usage", "/v1/network-profiles",
-                 "/v1/runs/history", "/healthz"):
+    for path in (
+        "/v1/runs",
+        "/v1/runs/{id}",
+        "/v1/runs/{id}/exec",
+        "/v1/runs/{id}/files",
+        "/v1/runs/{id}/files/upload",
+        "/v1/runs/{id}/files/download",
+        "/v1/runs/{id}/snapshot",
+        "/v1/runs/{id}/fork",
+        "/v1/runs/restore",
+        "/v1/runs/{id}/hibernate",
+        "/v1/runs/{id}/resume",
+        "/v1/runs/{id}/audit",
+        "/v1/snapshots",
+        "/v1/snapshots/{id}",
+        "/v1/usage",
+        "/v1/network-profiles",
+        "/v1/runs/history",
+        "/healthz",
+    ):
         assert path in doc["paths"], path

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import time
 
-import isorun
 import pytest
+
+import isorun
 
 TREE = (
     "mkdir -p /data/nested/deeper && echo text > /data/a.txt && "
@@ -14,8 +15,10 @@ TREE = (
     "chmod 0750 /data/nested && chmod 0604 /data/a.txt && ln -s a.txt /data/link && "
     "rm -f /etc/issue"
 )
-FINGERPRINT = ("cd /data && find . -printf '%p %m %y %l\\n' | sort && "
-               "sha256sum a.txt nested/rand.bin && test ! -e /etc/issue && echo issue-gone")
+FINGERPRINT = (
+    "cd /data && find . -printf '%p %m %y %l\\n' | sort && "
+    "sha256sum a.txt nested/rand.bin && test ! -e /etc/issue && echo issue-gone"
+)
 
 
 def test_snapshot_destroy_restore_is_byte_exact(client, test_image):
@@ -38,8 +41,10 @@ def test_snapshot_destroy_restore_is_byte_exact(client, test_image):
         snap2 = r.snapshot()
         assert snap2.size_bytes < snap.size_bytes
     with client.restore(snap2.id) as r2:
-        assert r2.exec("cat /data/b.txt; test -e /data/a.txt || echo a-gone").stdout == \
-            "second\na-gone\n"
+        assert (
+            r2.exec("cat /data/b.txt; test -e /data/a.txt || echo a-gone").stdout
+            == "second\na-gone\n"
+        )
         assert r2.read_bytes("/data/blob") == binary
     client.delete_snapshot(snap2.id)
     client.delete_snapshot(snap.id)
@@ -98,8 +103,11 @@ def test_fork_children_are_independent(client, test_image):
 
 def test_hibernate_freezes_and_resume_continues(client, test_image):
     with client.create(test_image, timeout=300) as sb:
-        sb.exec("nohup sh -c 'i=0; while true; do i=$((i+1)); echo $i > /count; sleep 0.1; "
-                "done' >/dev/null 2>&1 &", check=True)
+        sb.exec(
+            "nohup sh -c 'i=0; while true; do i=$((i+1)); echo $i > /count; sleep 0.1; "
+            "done' >/dev/null 2>&1 &",
+            check=True,
+        )
         time.sleep(0.5)
         sb.hibernate()
         assert sb.info().status == "hibernated"
@@ -121,8 +129,10 @@ def test_hibernate_freezes_and_resume_continues(client, test_image):
 
 
 def test_audit_log_chain_verifies_and_detects_tampering(client, test_image, runner):
-    with client.create(test_image, timeout=300,
-                       ) as sb:
+    with client.create(
+        test_image,
+        timeout=300,
+    ) as sb:
         assert sb.exec("printf 'secret-%s' output-123").stdout == "secret-output-123"
         sb.write_file("/f.txt", "file-contents-456")
         sb.read_file("/f.txt")
@@ -133,8 +143,17 @@ def test_audit_log_chain_verifies_and_detects_tampering(client, test_image, runn
         entries = sb.audit_log()
     key = (runner.state_dir / "audit-key").read_text().strip()
     events = [e.event for e in entries]
-    for ev in ("sandbox.created", "exec.start", "exec.exit", "file.write", "file.read",
-               "timeout.set", "sandbox.snapshotted", "sandbox.hibernated", "sandbox.resumed"):
+    for ev in (
+        "sandbox.created",
+        "exec.start",
+        "exec.exit",
+        "file.write",
+        "file.read",
+        "timeout.set",
+        "sandbox.snapshotted",
+        "sandbox.hibernated",
+        "sandbox.resumed",
+    ):
         assert ev in events
     assert [e.seq for e in entries] == list(range(len(entries)))
     blob = " ".join(str(e.data) for e in entries)
@@ -145,12 +164,11 @@ def test_audit_log_chain_verifies_and_detects_tampering(client, test_image, runn
         lines = [x for x in h.get(f"/v1/runs/{sb.id}/audit").text.splitlines() if x]
     assert '"sandbox.destroyed"' in lines[-1]
     # tampering: edit, drop, swap
-    edited = [e.model_copy(update={"data": {"exit_code": 0}}) if e.seq == 3 else e
-              for e in entries]
+    edited = [e.model_copy(update={"data": {"exit_code": 0}}) if e.seq == 3 else e for e in entries]
     assert isorun.verify_audit_log(edited, key).first_bad_seq == 3
     dropped = entries[:2] + entries[3:]
     assert isorun.verify_audit_log(dropped, key).first_bad_seq in (2, 3)
-    swapped = entries[:1] + [entries[2], entries[1]] + entries[3:]
+    swapped = [entries[0], entries[2], entries[1], *entries[3:]]
     assert not isorun.verify_audit_log(swapped, key).ok
     assert not isorun.verify_audit_log(entries, "wrong-key").ok
     client.delete_snapshot(snap.id)
