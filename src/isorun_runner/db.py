@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
     size_bytes INTEGER NOT NULL,
     created_at TEXT NOT NULL,
     image TEXT NOT NULL,
+    image_digest TEXT NOT NULL DEFAULT '',
     vcpus INTEGER NOT NULL,
     mem_mib INTEGER NOT NULL,
     disk_mib INTEGER NOT NULL,

@@ -277,7 +277,7 @@ class Runner:
                 if status is None:
                     raise
                 raise ApiError(int(status), str(exc)) from None
-            return await self._launch(
+            record = await self._launch(
                 image=image_ref,
                 image_digest=image.digest,
                 lowerdirs=list(image.layers),
@@ -288,8 +288,28 @@ class Runner:
                 credentials=credentials,
                 event=("sandbox.created", {"image": image_ref, "digest": image.digest}),
             )
+            self._background(self._touch_image, image_ref, self.images_in_use())
+            return record
         finally:
             self._creating -= 1
+
+    def _background(self, fn: Any, *args: Any) -> None:
+        """Run a blocking, best-effort chore in a thread without holding up the request."""
+        task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
+
+    def images_in_use(self) -> set[str]:
+        rows = self._db.all("SELECT image_digest FROM sandboxes")
+        rows += self._db.all("SELECT image_digest FROM snapshots")
+        return {r["image_digest"] for r in rows if r["image_digest"]}
+
+    def _touch_image(self, ref: str, in_use: set[str]) -> None:
+        """Record the use (for ``image ls`` and LRU eviction), then evict if over budget."""
+        with contextlib.suppress(Exception):
+            self.images.touch(ref)
+        with contextlib.suppress(Exception):
+            self.images.evict(in_use=in_use)
 
     async def _launch(
         self,
@@ -698,6 +718,7 @@ class Runner:
             "size_bytes": size,
             "created_at": now_iso(),
             "image": row["image"],
+            "image_digest": row["image_digest"],
             "vcpus": row["vcpus"],
             "mem_mib": row["mem_mib"],
             "disk_mib": row["disk_mib"],
@@ -771,7 +792,7 @@ class Runner:
         self._check_capacity(res["mem_mib"])
         new = await self._launch(
             image=snap["image"],
-            image_digest="",
+            image_digest=snap["image_digest"],
             lowerdirs=snap["lowerdirs"],
             env=snap["env"],
             workdir=snap["workdir"],

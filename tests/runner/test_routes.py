@@ -199,3 +199,50 @@ def test_openapi_document_lists_every_route(runner):
         "/healthz",
     ):
         assert path in doc["paths"], path
+
+
+async def test_hundreds_of_concurrent_execs_do_not_block_the_server(aclient, test_image, runner):
+    import asyncio
+    import time
+
+    import httpx
+
+    sbs = await asyncio.gather(*[aclient.create(test_image, timeout=300) for _ in range(4)])
+    try:
+        t = time.monotonic()
+        jobs = [sb.exec(f"sleep 1; echo {i}") for i, sb in enumerate(sbs * 50)]
+        gathered = asyncio.gather(*jobs)
+        await asyncio.sleep(0.3)
+        async with httpx.AsyncClient() as h:  # the server still answers meanwhile
+            t0 = time.monotonic()
+            assert (await h.get(runner.url + "/healthz")).status_code == 200
+            assert time.monotonic() - t0 < 0.5
+        results = await gathered
+        assert [r.stdout.strip() for r in results] == [str(i) for i in range(200)]
+        assert time.monotonic() - t < 20
+    finally:
+        await asyncio.gather(*[sb.destroy() for sb in sbs])
+
+
+def test_capacity_limits_answer_429(tmp_path, test_image):
+    import isorun
+
+    from tests.conftest import start_runner, stop_runner
+
+    cfg = tmp_path / "runner.toml"
+    cfg.write_text("[limits]\nmax_sandboxes = 2\n")
+    r = start_runner(tmp_path / "state", extra_env={"ISORUN_RUNNER_CONFIG": str(cfg)})
+    try:
+        with isorun.Isorun(api_key=r.key, api_url=r.url) as c:
+            a = c.create(test_image)
+            b = c.create(test_image)
+            with pytest.raises(isorun.RateLimitError, match="capacity"):
+                c.create(test_image)
+            with pytest.raises(isorun.RateLimitError):
+                a.fork(1)
+            assert len(c.list()) == 2
+            b.destroy()
+            c.create(test_image).destroy()
+            a.destroy()
+    finally:
+        stop_runner(r)

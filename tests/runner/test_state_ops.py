@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -101,6 +102,14 @@ def test_fork_children_are_independent(client, test_image):
                 k.destroy()
 
 
+def cgroup_cpu_ns(sid: str) -> int:
+    v1 = Path(f"/sys/fs/cgroup/cpuacct/isorun/{sid}/cpuacct.usage")
+    if v1.exists():
+        return int(v1.read_text())
+    stat = Path(f"/sys/fs/cgroup/isorun/{sid}/cpu.stat").read_text()
+    return int(stat.split()[1]) * 1000
+
+
 def test_hibernate_freezes_and_resume_continues(client, test_image):
     with client.create(test_image, timeout=300) as sb:
         sb.exec(
@@ -118,7 +127,9 @@ def test_hibernate_freezes_and_resume_continues(client, test_image):
         with pytest.raises(isorun.ConflictError):
             sb.fork()
         usage_frozen = client.usage().active_cost_cents
+        cpu_before = cgroup_cpu_ns(sb.id)
         time.sleep(1.0)
+        assert cgroup_cpu_ns(sb.id) == cpu_before  # frozen: no CPU at all
         assert client.usage().active_cost_cents == pytest.approx(usage_frozen, abs=1e-9)
         sb.resume()
         assert sb.info().status == "running"
