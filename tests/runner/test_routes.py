@@ -226,7 +226,6 @@ async def test_hundreds_of_concurrent_execs_do_not_block_the_server(aclient, tes
 
 def test_capacity_limits_answer_429(tmp_path, test_image):
     import isorun
-
     from tests.conftest import start_runner, stop_runner
 
     cfg = tmp_path / "runner.toml"
