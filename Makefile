@@ -7,9 +7,9 @@ ISORUN := $(VENV)/bin/isorun
 export ISORUN_IMAGES_DIR ?= /var/lib/isorun/images
 IMAGE_PACKAGES := python3,python3-venv,procps,curl,ca-certificates,nodejs,git
 
-.PHONY: setup system venv image demo test lint docs clean-state
+.PHONY: setup system venv image ts-sdk demo test lint docs
 
-setup: system venv image
+setup: system venv image ts-sdk
 
 system:
 	@scripts/install-system-deps
@@ -25,6 +25,16 @@ $(VENV)/.installed: pyproject.toml
 image: venv
 	@$(ISORUN) image ls --json 2>/dev/null | grep -q '"python:3.12-slim"' || \
 	  $(ISORUN) image build python:3.12-slim --tag node:22-slim --include $(IMAGE_PACKAGES)
+
+# The official TypeScript SDK, run unchanged against the runner by tests/compat,
+# with the Node.js 22 it needs (from the npm registry's node-<os>-<arch> package).
+ts-sdk: .cache/ts-sdk/node_modules/isorun/package.json
+
+.cache/ts-sdk/node_modules/isorun/package.json:
+	@command -v npm >/dev/null || { echo "npm is needed for the TypeScript SDK compatibility test: apt-get install npm" >&2; exit 1; }
+	mkdir -p .cache/ts-sdk
+	cd .cache/ts-sdk && npm install --no-audit --no-fund --silent isorun@1.0.1 \
+	  node-$$(uname -s | tr A-Z a-z)-$$(uname -m | sed 's/x86_64/x64/;s/aarch64/arm64/')@22.23.3
 
 demo: setup
 	$(PY) examples/quickstart_local.py
