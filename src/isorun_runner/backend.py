@@ -154,7 +154,8 @@ while :; do
   case "$job" in ''|*[!0-9a-f]*) continue ;; esac
   d=/.isorun-exec/$job
   [ -f "$d/cmd" ] || continue
-  $B setsid $B sh -c 'trap - HUP INT QUIT TERM USR1 USR2 PIPE; echo $$ >&4
+  $B setsid $B sh -c 'trap - HUP INT QUIT TERM USR1 USR2 PIPE
+echo 500 >/proc/self/oom_score_adj 2>/dev/null; echo $$ >&4
 /bin/sh -c "$1" </dev/null >"$2/out" 2>"$2/err"; echo "rc $?" >&4' isorun-exec \
     "$($B cat "$d/cmd")" "$d" 4>"$d/status" 3<&- </dev/null >/dev/null 2>&1 &
 done
@@ -292,6 +293,7 @@ class RuncBackend:
             )
             (b / "config.json").write_text(json.dumps(config))
             await self._start_container(spec.id, b)
+            self._protect_init(spec.id)
             self._workdir[spec.id] = spec.workdir or "/"
         except BaseException:
             await self._undo(spec.id, undo)
@@ -325,6 +327,24 @@ class RuncBackend:
         if code != 0:
             msg = log_path.read_text(errors="replace").strip()
             raise BackendError(f"runc run failed: {msg[-500:]}")
+
+    def _protect_init(self, sid: str) -> None:
+        """Make tini and the exec agent the OOM killer's last choice in the sandbox.
+
+        Jobs raise their own score back (raising needs no privilege), so a memory
+        hog inside is killed instead of the agent that every exec goes through.
+        """
+        try:
+            init = int((self.bundle(sid) / "init.pid").read_text())
+        except (OSError, ValueError):
+            return
+        pids = [init]
+        with contextlib.suppress(OSError):
+            children = Path(f"/proc/{init}/task/{init}/children").read_text().split()
+            pids += [int(p) for p in children]
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                Path(f"/proc/{pid}/oom_score_adj").write_text("-998")
 
     async def _undo(self, sid: str, undo: list[tuple[str, Path]]) -> None:
         with contextlib.suppress(Exception):

@@ -140,3 +140,30 @@ def test_hostile_commands_do_not_hurt_the_runner(client, test_image, cmd):
     with client.create(test_image, timeout=120) as sb:
         sb.exec(cmd, timeout=10)
     assert client.list() is not None
+
+
+def test_killing_everything_inside_stops_only_that_sandbox(client, test_image):
+    import isorun
+
+    with client.create(test_image, timeout=120) as other:
+        sb = client.create(test_image, timeout=120)
+        sb.exec("kill -9 -1", timeout=10)
+        with pytest.raises(isorun.ConflictError, match="cannot run commands"):
+            sb.exec("true")
+        result = sb.destroy()
+        assert result.status == "destroyed"
+        assert any(h.id == sb.id for h in client.history())
+        assert other.exec("echo fine").stdout == "fine\n"
+
+
+def test_exec_agent_survives_the_oom_killer(client, test_image):
+    with client.create(test_image, mem_mib=96, timeout=120) as sb:
+        for _ in range(3):
+            r = sb.exec('python3 -c "x = [bytearray(2**20) for _ in range(400)]"', timeout=60)
+            assert r.exit_code != 0
+        assert sb.exec("echo still-here").stdout == "still-here\n"
+
+
+def test_tools_dir_is_read_only_inside(sandbox):
+    r = sandbox.exec("echo x > /.isorun/busybox; echo rc=$?; echo x > /.isorun-exec/x; echo rc=$?")
+    assert "rc=0" not in r.stdout
