@@ -108,6 +108,12 @@ def _proc_stat(pid: int) -> tuple[int, int] | None:
     return int(fields[1]), int(fields[3])
 
 
+def _close_all(fds: list[int]) -> None:
+    while fds:
+        with contextlib.suppress(OSError):
+            os.close(fds.pop())
+
+
 class _Capped:
     """Collects a stream, keeping at most ``cap`` bytes and counting the rest."""
 
@@ -138,8 +144,9 @@ class _Capped:
 
 
 # $1 is the user's command line. fd 0 is our status pipe: the command gets
-# /dev/null instead and does not inherit the pipe; its exit status goes there.
-_EXEC_WRAPPER = '/bin/sh -c "$1" </dev/null; echo $? >&0'
+# /dev/null instead; the wrapper's pid, then the exit status, go there (the same
+# "pid" / "rc N" lines as the agent's jobs).
+_EXEC_WRAPPER = 'echo $$ >&0; /bin/sh -c "$1" </dev/null; echo "rc $?" >&0'
 
 # The exec agent: the sandbox's main process (under tini), started with the
 # sandbox's seccomp filter, capabilities and cgroup, which its jobs inherit.
@@ -155,8 +162,8 @@ while :; do
   d=/.isorun-exec/$job
   [ -f "$d/cmd" ] || continue
   $B setsid $B sh -c 'trap - HUP INT QUIT TERM USR1 USR2 PIPE
-echo 500 >/proc/self/oom_score_adj 2>/dev/null; echo $$ >&4
-/bin/sh -c "$1" </dev/null >"$2/out" 2>"$2/err"; echo "rc $?" >&4' isorun-exec \
+exec >"$2/out" 2>"$2/err"; echo 500 >/proc/self/oom_score_adj 2>/dev/null; echo $$ >&4
+/bin/sh -c "$1" </dev/null; echo "rc $?" >&4' isorun-exec \
     "$($B cat "$d/cmd")" "$d" 4>"$d/status" 3<&- </dev/null >/dev/null 2>&1 &
 done
 """
@@ -294,6 +301,7 @@ class RuncBackend:
             (b / "config.json").write_text(json.dumps(config))
             await self._start_container(spec.id, b)
             self._protect_init(spec.id)
+            await self._wait_for_agent(spec.id)
             self._workdir[spec.id] = spec.workdir or "/"
         except BaseException:
             await self._undo(spec.id, undo)
@@ -327,6 +335,18 @@ class RuncBackend:
         if code != 0:
             msg = log_path.read_text(errors="replace").strip()
             raise BackendError(f"runc run failed: {msg[-500:]}")
+
+    async def _wait_for_agent(self, sid: str, limit: float = 2.0) -> None:
+        """Return once the exec agent listens on its FIFO (a few ms after start)."""
+        ctl = self.bundle(sid) / "exec" / "ctl"
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            try:
+                os.close(os.open(ctl, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+                return
+            except OSError:
+                await asyncio.sleep(0.001)
+        log.warning("exec agent of %s not ready after %.1fs; execs use runc", sid, limit)
 
     def _protect_init(self, sid: str) -> None:
         """Make tini and the exec agent the OOM killer's last choice in the sandbox.
@@ -478,9 +498,12 @@ class RuncBackend:
             for name in ("out", "err", "status"):
                 os.mkfifo(jd / name, 0o666)
                 os.chmod(jd / name, 0o666)
-            streams, transports = [], []
+            streams, transports, holders = [], [], []
             for name in ("status", "out", "err"):
                 fd = os.open(jd / name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+                # A FIFO read with no writer yet is EOF. Hold a write end of our own
+                # until the job has opened all three (it reports its pid after that).
+                holders.append(os.open(jd / name, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC))
                 reader = asyncio.StreamReader(limit=2**20)
                 transport, _ = await loop.connect_read_pipe(
                     lambda reader=reader: asyncio.StreamReaderProtocol(reader),
@@ -494,6 +517,7 @@ class RuncBackend:
                     os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
                 )
             except OSError as exc:
+                _close_all(holders)
                 for t in transports:
                     t.close()
                 raise _NoAgent() from exc
@@ -508,8 +532,10 @@ class RuncBackend:
                 timeout,
                 started,
                 lambda box: self._agent_job_pid(sid, box),
+                on_started=lambda: _close_all(holders),
             )
         finally:
+            _close_all(holders)
             shutil.rmtree(jd, ignore_errors=True)
 
     async def _collect(
@@ -520,6 +546,7 @@ class RuncBackend:
         timeout: float,
         started: float,
         job_pid: Any,
+        on_started: Any = None,
     ) -> ExecOutcome:
         """Wait for the status line, bounded by ``timeout``; gather capped output."""
         outs = [_Capped(self.output_cap), _Capped(self.output_cap)]
@@ -535,6 +562,8 @@ class RuncBackend:
             first = await status.readline()
             if first.strip().isdigit():
                 pid_box.append(int(first))
+                if on_started is not None:
+                    on_started()
                 line = await status.readline()
             else:
                 line = first
