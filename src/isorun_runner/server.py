@@ -56,7 +56,9 @@ def build(config: RunnerConfig) -> tuple[Any, str]:
         max_bytes=config.image_cache_max_bytes,
         insecure_registries=config.insecure_registries,
     )
-    network = None
+    from .network import Network
+
+    network = Network.create(config)
     runner = Runner(config, images, network)
     extra = network.routes(runner) if network is not None else []
     return build_app(runner, key, extra), key
