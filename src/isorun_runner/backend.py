@@ -70,6 +70,7 @@ class SandboxSpec:
     mem_mib: int
     disk_mib: int
     netns: str | None = None
+    dns: str | None = None  # nameserver for /etc/resolv.conf (the runner's resolver)
     uid: int = 0
     gid: int = 0
 
@@ -274,6 +275,12 @@ class RuncBackend:
                 rootfs,
             )
             undo.append(("umount", rootfs))
+            if spec.dns:
+                # Written into the sandbox's own layer (through the safe path code:
+                # the image may ship /etc/resolv.conf as a symlink).
+                SandboxFS(str(rootfs)).write_chunks(
+                    "/etc/resolv.conf", iter([f"nameserver {spec.dns}\n".encode()])
+                )
             env = dict(DEFAULT_ENV)
             for item in spec.env:
                 k, _, v = item.partition("=")

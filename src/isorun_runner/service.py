@@ -350,11 +350,12 @@ class Runner:
         }
         self._db.insert("sandboxes", row)
         try:
-            netns = None
+            netns = dns = None
             if self.network is not None:
                 info = await self.network.setup(sid, net, credentials)
                 extra["network"] = info
                 netns = info.get("netns")
+                dns = info.get("gateway")
                 env = env + list(info.get("env", []))
                 extra["secrets"] = info.get("secrets", [])
             await self.backend.create(
@@ -367,6 +368,7 @@ class Runner:
                     mem_mib=res["mem_mib"],
                     disk_mib=res["disk_mib"],
                     netns=netns,
+                    dns=dns,
                 )
             )
         except BaseException as exc:

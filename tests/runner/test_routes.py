@@ -153,10 +153,10 @@ def test_auto_destroy_timer(client, test_image):
     import time
 
     deadline = time.monotonic() + 10
-    while client.get(sb.id) is not None and time.monotonic() < deadline:
+    while time.monotonic() < deadline and not any(h.id == sb.id for h in client.history()):
         time.sleep(0.2)
-    assert client.get(sb.id) is None
     assert any(h.id == sb.id for h in client.history())
+    assert client.get(sb.id) is None
 
 
 def test_patch_timeout_zero_disables(client, test_image):

@@ -259,3 +259,17 @@ print(res)
         assert "table" not in tools
         refused(sb, "10.240.0.3")
         ok(sb, "allowed.test")
+
+
+def test_resolv_conf_points_at_the_runners_resolver(client, test_image):
+    with client.create(test_image, timeout=120) as sb:
+        conf = sb.read_file("/etc/resolv.conf")
+        assert conf.startswith("nameserver 10.")
+        gw = sb.exec(
+            'python3 -c "import socket, struct\n'
+            "for line in open('/proc/net/route').readlines()[1:]:\n"
+            "    f = line.split()\n"
+            "    if f[1] == '00000000':\n"
+            "        print(socket.inet_ntoa(struct.pack('<L', int(f[2], 16))))\""
+        ).stdout.strip()
+        assert conf.split()[1] == gw
