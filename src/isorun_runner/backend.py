@@ -236,83 +236,89 @@ class RuncBackend:
 
     # ---- lifecycle ---------------------------------------------------------
     async def create(self, spec: SandboxSpec) -> None:
-        """Build disk, overlay and container; undo every step on failure."""
+        """Build disk, overlay and container (prepare, then start)."""
+        await self.prepare_fs(spec)
+        await self.start(spec)
+
+    async def prepare_fs(self, spec: SandboxSpec) -> None:
+        """Disk and overlay: everything that does not need the network namespace.
+
+        The runner runs this while the network is being set up. On failure the
+        caller destroys the sandbox (``destroy`` undoes any partial state).
+        """
         b = self.bundle(spec.id)
-        undo: list[tuple[str, Path]] = []
-        try:
-            b.mkdir(mode=0o700)
-            undo.append(("rmtree", b))
-            disk, rootfs = b / "disk", b / "rootfs"
-            disk.mkdir()
-            rootfs.mkdir()
-            img = b / "disk.img"
-            with open(img, "wb") as f:
-                f.truncate(spec.disk_mib * 1024 * 1024)
-            await run(
-                "mkfs.ext4",
-                "-q",
-                "-F",
-                "-m",
-                "0",
-                "-O",
-                "^has_journal",
-                "-E",
-                "lazy_itable_init=1,nodiscard",
-                img,
+        b.mkdir(mode=0o700)
+        disk, rootfs = b / "disk", b / "rootfs"
+        disk.mkdir()
+        rootfs.mkdir()
+        img = b / "disk.img"
+        with open(img, "wb") as f:
+            f.truncate(spec.disk_mib * 1024 * 1024)
+        await run(
+            "mkfs.ext4",
+            "-q",
+            "-F",
+            "-m",
+            "0",
+            "-O",
+            "^has_journal",
+            "-E",
+            "lazy_itable_init=1,nodiscard",
+            img,
+        )
+        await run("mount", "-o", "loop,nodev", img, disk)
+        (disk / "upper").mkdir(mode=0o755)
+        (disk / "work").mkdir()
+        lower = ":".join(str(p) for p in spec.lowerdirs)
+        await run(
+            "mount",
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            f"lowerdir={lower},upperdir={disk / 'upper'},workdir={disk / 'work'},nodev",
+            rootfs,
+        )
+
+    async def start(self, spec: SandboxSpec) -> None:
+        """Write the runtime spec and start the container in ``spec.netns``."""
+        b = self.bundle(spec.id)
+        rootfs = b / "rootfs"
+        if spec.dns:
+            # Written into the sandbox's own layer (through the safe path code:
+            # the image may ship /etc/resolv.conf as a symlink).
+            SandboxFS(str(rootfs)).write_chunks(
+                "/etc/resolv.conf", iter([f"nameserver {spec.dns}\n".encode()])
             )
-            await run("mount", "-o", "loop,nodev", img, disk)
-            undo.append(("umount", disk))
-            (disk / "upper").mkdir(mode=0o755)
-            (disk / "work").mkdir()
-            lower = ":".join(str(p) for p in spec.lowerdirs)
-            await run(
-                "mount",
-                "-t",
-                "overlay",
-                "overlay",
-                "-o",
-                f"lowerdir={lower},upperdir={disk / 'upper'},workdir={disk / 'work'},nodev",
-                rootfs,
-            )
-            undo.append(("umount", rootfs))
-            if spec.dns:
-                # Written into the sandbox's own layer (through the safe path code:
-                # the image may ship /etc/resolv.conf as a symlink).
-                SandboxFS(str(rootfs)).write_chunks(
-                    "/etc/resolv.conf", iter([f"nameserver {spec.dns}\n".encode()])
-                )
-            env = dict(DEFAULT_ENV)
-            for item in spec.env:
-                k, _, v = item.partition("=")
-                env[k] = v
-            exec_dir = b / "exec"
-            exec_dir.mkdir(mode=0o755)
-            os.mkfifo(exec_dir / "ctl", 0o600)
-            config = oci.runtime_spec(
-                hostname=spec.id,
-                rootfs=rootfs,
-                args=["/.isorun/init", "-s", "-g", "--", "/.isorun/busybox", "sh", "-c", _AGENT],
-                env=[f"{k}={v}" for k, v in env.items()],
-                cwd=spec.workdir or "/",
-                vcpus=spec.vcpus,
-                mem_mib=spec.mem_mib,
-                pids_limit=self.pids_limit,
-                netns=spec.netns,
-                cgroups_path=self.cgroup_path(spec.id),
-                memsw=self.memsw,
-                tools_dir=self.tools_dir,
-                exec_dir=exec_dir,
-                uid=spec.uid,
-                gid=spec.gid,
-            )
-            (b / "config.json").write_text(json.dumps(config))
-            await self._start_container(spec.id, b)
-            self._protect_init(spec.id)
-            await self._wait_for_agent(spec.id)
-            self._workdir[spec.id] = spec.workdir or "/"
-        except BaseException:
-            await self._undo(spec.id, undo)
-            raise
+        env = dict(DEFAULT_ENV)
+        for item in spec.env:
+            k, _, v = item.partition("=")
+            env[k] = v
+        exec_dir = b / "exec"
+        exec_dir.mkdir(mode=0o755)
+        os.mkfifo(exec_dir / "ctl", 0o600)
+        config = oci.runtime_spec(
+            hostname=spec.id,
+            rootfs=rootfs,
+            args=["/.isorun/init", "-s", "-g", "--", "/.isorun/busybox", "sh", "-c", _AGENT],
+            env=[f"{k}={v}" for k, v in env.items()],
+            cwd=spec.workdir or "/",
+            vcpus=spec.vcpus,
+            mem_mib=spec.mem_mib,
+            pids_limit=self.pids_limit,
+            netns=spec.netns,
+            cgroups_path=self.cgroup_path(spec.id),
+            memsw=self.memsw,
+            tools_dir=self.tools_dir,
+            exec_dir=exec_dir,
+            uid=spec.uid,
+            gid=spec.gid,
+        )
+        (b / "config.json").write_text(json.dumps(config))
+        await self._start_container(spec.id, b)
+        self._protect_init(spec.id)
+        await self._wait_for_agent(spec.id)
+        self._workdir[spec.id] = spec.workdir or "/"
 
     async def _start_container(self, sid: str, b: Path) -> None:
         """``runc run -d``; the container keeps runc's stdio, so give it a file, not a pipe."""
@@ -372,16 +378,6 @@ class RuncBackend:
         for pid in pids:
             with contextlib.suppress(OSError):
                 Path(f"/proc/{pid}/oom_score_adj").write_text("-998")
-
-    async def _undo(self, sid: str, undo: list[tuple[str, Path]]) -> None:
-        with contextlib.suppress(Exception):
-            await run(self.runc, "--root", self.runc_root, "delete", "-f", sid, check=False)
-        for action, path in reversed(undo):
-            with contextlib.suppress(Exception):
-                if action == "umount":
-                    await run("umount", path, check=False)
-                else:
-                    shutil.rmtree(path, ignore_errors=True)
 
     async def destroy(self, sid: str) -> Usage:
         """Kill everything, unmount, free the disk; safe to call on half-made sandboxes."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -350,27 +351,32 @@ class Runner:
         }
         self._db.insert("sandboxes", row)
         try:
-            netns = dns = None
-            if self.network is not None:
-                info = await self.network.setup(sid, net, credentials)
-                extra["network"] = info
-                netns = info.get("netns")
-                dns = info.get("gateway")
-                env = env + list(info.get("env", []))
-                extra["secrets"] = info.get("secrets", [])
-            await self.backend.create(
-                SandboxSpec(
-                    id=sid,
-                    lowerdirs=[Path(p) for p in lowerdirs],
-                    env=env,
-                    workdir=workdir,
-                    vcpus=res["vcpus"],
-                    mem_mib=res["mem_mib"],
-                    disk_mib=res["disk_mib"],
-                    netns=netns,
-                    dns=dns,
-                )
+            spec = SandboxSpec(
+                id=sid,
+                lowerdirs=[Path(p) for p in lowerdirs],
+                env=env,
+                workdir=workdir,
+                vcpus=res["vcpus"],
+                mem_mib=res["mem_mib"],
+                disk_mib=res["disk_mib"],
             )
+            # Disk and overlay are made while the network namespace is set up.
+            steps: list[Any] = [self.backend.prepare_fs(spec)]
+            if self.network is not None:
+                steps.append(self.network.setup(sid, net, credentials))
+            results = await asyncio.gather(*steps, return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            if self.network is not None:
+                info = results[1]
+                extra["network"] = info
+                extra["secrets"] = info.get("secrets", [])
+                env = env + list(info.get("env", []))
+                spec = dataclasses.replace(
+                    spec, env=env, netns=info.get("netns"), dns=info.get("gateway")
+                )
+            await self.backend.start(spec)
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 await self.backend.destroy(sid)
@@ -504,10 +510,15 @@ class Runner:
     async def _destroy_row(self, row: dict[str, Any], reason: str) -> dict[str, Any]:
         sid = row["id"]
         self._db.update("sandboxes", sid, {"status": "destroying"})
-        usage = await self.backend.destroy(sid)
+        steps: list[Any] = [self.backend.destroy(sid)]
         if self.network is not None:
-            with contextlib.suppress(Exception):
-                await self.network.teardown(sid, row["extra"].get("network"))
+            steps.append(self.network.teardown(sid, row["extra"].get("network")))
+        results = await asyncio.gather(*steps, return_exceptions=True)
+        if isinstance(results[0], BaseException):
+            raise results[0]
+        if len(results) > 1 and isinstance(results[1], BaseException):
+            log.warning("network teardown of %s failed: %s", sid, results[1])
+        usage = results[0]
         now = time.time()
         uptime = int((now - row["created_ts"]) * 1000)
         billed = self._billed_ms(row, now)
