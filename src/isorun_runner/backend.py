@@ -131,6 +131,9 @@ class _Capped:
     async def drain(self, stream: asyncio.StreamReader) -> None:
         while chunk := await stream.read(65536):
             if self.detached:
+                # A background process still writing: keep its pipe open but read
+                # slowly (about 1 MiB/s), so a flood costs the runner no real CPU.
+                await asyncio.sleep(0.05)
                 continue
             room = self.cap - len(self.buf)
             if room > 0:

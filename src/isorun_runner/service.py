@@ -31,6 +31,9 @@ from .fs import FileAccessError, aiter_fd
 log = logging.getLogger("isorun.runner")
 
 
+MAX_COMMAND_BYTES = 120_000
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -586,6 +589,12 @@ class Runner:
             raise ApiError(400, "command must be a non-empty string")
         if "\x00" in command:
             raise ApiError(400, "command contains a NUL byte")
+        if len(command.encode()) > MAX_COMMAND_BYTES:
+            raise ApiError(
+                413,
+                f"command is longer than {MAX_COMMAND_BYTES} bytes (the kernel's limit for one "
+                "argument); upload a script with the files API and run that",
+            )
         timeout = body.get("timeout", 30)
         if timeout is None:
             timeout = 30

@@ -35,6 +35,7 @@ CASES = [
     ("POST", "/v1/runs/{sid}/exec", b'{"command": "true", "timeout": 0}', 400, "timeout"),
     ("POST", "/v1/runs/{sid}/exec", b'{"command": "true", "timeout": "x"}', 400, "timeout"),
     ("POST", "/v1/runs/sb-nope/exec", b'{"command": "true"}', 404, "sb-nope"),
+    ("POST", "/v1/runs/{sid}/exec", b'{"command": "' + b"x" * 130_000 + b'"}', 413, "longer"),
     ("GET", "/v1/runs/{sid}/files/download", b"", 400, "path"),
     ("GET", "/v1/runs/{sid}/files/download?path=relative", b"", 400, "absolute"),
     ("GET", "/v1/runs/{sid}/files/download?path=/nope", b"", 404, "/nope"),

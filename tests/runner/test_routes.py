@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import isorun
@@ -245,3 +247,21 @@ def test_capacity_limits_answer_429(tmp_path, test_image):
             a.destroy()
     finally:
         stop_runner(r)
+
+
+def test_background_flood_does_not_load_the_runner(sandbox, runner):
+    import time
+
+    r = sandbox.exec("yes flood & echo started", timeout=10)
+    assert r.stdout.startswith("started")
+    ticks = lambda: sum(map(int, open(f"/proc/{runner.proc.pid}/stat").read().split()[13:15]))  # noqa: E731
+    before = ticks()
+    time.sleep(2)
+    used = (ticks() - before) / os.sysconf("SC_CLK_TCK")
+    assert used < 0.5, f"runner used {used:.2f} s of CPU in 2 s while a sandbox flooded"
+    assert sandbox.exec("echo ok").stdout == "ok\n"
+
+
+def test_long_commands_within_the_limit_run(sandbox):
+    payload = "x" * 100_000
+    assert sandbox.exec(f"echo {payload} | wc -c").stdout.strip() == "100001"
