@@ -254,7 +254,11 @@ def test_background_flood_does_not_load_the_runner(sandbox, runner):
 
     r = sandbox.exec("yes flood & echo started", timeout=10)
     assert r.stdout.startswith("started")
-    ticks = lambda: sum(map(int, open(f"/proc/{runner.proc.pid}/stat").read().split()[13:15]))  # noqa: E731
+    from pathlib import Path
+
+    def ticks() -> int:
+        return sum(map(int, Path(f"/proc/{runner.proc.pid}/stat").read_text().split()[13:15]))
+
     before = ticks()
     time.sleep(2)
     used = (ticks() - before) / os.sysconf("SC_CLK_TCK")
