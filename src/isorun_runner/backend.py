@@ -179,7 +179,12 @@ class RuncBackend:
     captures = ("filesystem",)
 
     def __init__(
-        self, state_dir: Path, *, pids_limit: int = 1024, output_cap: int = 1024 * 1024
+        self,
+        state_dir: Path,
+        *,
+        pids_limit: int = 1024,
+        output_cap: int = 1024 * 1024,
+        compat_arches: bool = False,
     ) -> None:
         self.state_dir = state_dir
         self.sandboxes_dir = state_dir / "sandboxes"
@@ -187,6 +192,7 @@ class RuncBackend:
         self.tools_dir = state_dir / "tools"
         self.pids_limit = pids_limit
         self.output_cap = output_cap
+        self.compat_arches = compat_arches
         self.memsw = _memsw_supported()
         self.runc = shutil.which("runc") or "runc"
         self._workdir: dict[str, str] = {}
@@ -316,6 +322,7 @@ class RuncBackend:
             exec_dir=exec_dir,
             uid=spec.uid,
             gid=spec.gid,
+            compat_arches=self.compat_arches,
         )
         (b / "config.json").write_text(json.dumps(config))
         await self._start_container(spec.id, b)

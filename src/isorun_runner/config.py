@@ -33,6 +33,7 @@ class Limits:
     max_exec_timeout: int = 24 * 3600
     max_fork: int = 100
     pids_limit: int = 1024
+    allow_32bit_syscalls: bool = False
     output_cap_bytes: int = 1024 * 1024
 
 

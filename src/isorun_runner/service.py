@@ -84,6 +84,7 @@ class Runner:
             self.state_dir,
             pids_limit=config.limits.pids_limit,
             output_cap=config.limits.output_cap_bytes,
+            compat_arches=config.limits.allow_32bit_syscalls,
         )
         self.images = images
         self.network = network
