@@ -83,3 +83,34 @@ def test_async_context_managers() -> None:
     recorder = lifecycle(httpx.Response(200, json={}), httpx.Response(500, text="boom"))
     asyncio.run(go())
     assert deletes(recorder) == 2
+
+
+def test_with_options_overrides_timeout_and_retries_per_call() -> None:
+    import httpx
+
+    import isorun
+
+    seen: list[float | None] = []
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        seen.append(request.extensions["timeout"]["read"])
+        return httpx.Response(503, json={"error": "busy"})
+
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    client = isorun.Isorun(
+        api_key="k", api_url="http://runner.test", http_client=http, max_retries=0
+    )
+    quick = client.with_options(timeout=2.5, max_retries=1)
+    with pytest.raises(isorun.InternalServerError):
+        quick.list()
+    assert calls["n"] == 2 and seen == [2.5, 2.5]
+    with pytest.raises(isorun.InternalServerError):
+        client.list()
+    assert calls["n"] == 3 and seen[-1] == 60.0
+    quick.close()
+    assert not http.is_closed
+    with pytest.raises(ValueError):
+        client.with_options(timeout=-1)
+    client.close()

@@ -5,6 +5,7 @@ and the account-level methods."""
 from __future__ import annotations
 
 import builtins
+import copy
 import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
@@ -75,6 +76,30 @@ class Isorun:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(api_url={self.api_url!r})"
+
+    def with_options(
+        self,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int | None = None,
+    ) -> Isorun:
+        """A view of this client with another request timeout or retry budget.
+
+        For one call or a group of calls: ``client.with_options(timeout=5).list()``.
+        It shares the connection pool and the in-flight cap; closing it closes nothing.
+        """
+        other = copy.copy(self)
+        other._owns_http = False
+        if timeout is not None:
+            if not isinstance(timeout, httpx.Timeout):
+                _wire.check_seconds("timeout", timeout)
+                timeout = httpx.Timeout(timeout)
+            other._timeout = timeout
+        if max_retries is not None:
+            if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+                raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+            other._retry = _retry.RetryPolicy(max_retries=max_retries)
+        return other
 
     def __enter__(self) -> Isorun:
         return self
