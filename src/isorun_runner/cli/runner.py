@@ -85,7 +85,7 @@ CHECKS = [
     (
         "seccomp profile",
         lambda: Path("/usr/share/containers/seccomp.json").exists(),
-        "apt-get install containers-common",
+        "apt-get install golang-github-containers-common",
     ),
     (
         "mmdebstrap (image build)",
