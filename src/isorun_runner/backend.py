@@ -208,6 +208,10 @@ class RuncBackend:
             missing.append("tini-static (apt-get install tini)")
         if busybox is None:
             missing.append("busybox (apt-get install busybox-static)")
+        if oci.seccomp_profile() is None:
+            missing.append(
+                "the default seccomp profile (apt-get install golang-github-containers-common)"
+            )
         if "overlay" not in Path("/proc/filesystems").read_text():
             missing.append("overlayfs (modprobe overlay)")
         if os.geteuid() != 0:
