@@ -111,10 +111,14 @@ class Runner:
         if self.network is not None:
             await self.network.start()
         await self._recover()
+        if self.network is not None:
+            self.network.refill()
         self._reaper = asyncio.create_task(self._reap_loop())
 
     async def stop(self) -> None:
         """Leave sandboxes running: a restarted runner re-adopts them."""
+        if self.network is not None:
+            await self.network.stop()
         if self._reaper:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -330,7 +334,8 @@ class Runner:
         event: tuple[str, dict[str, Any]],
     ) -> dict[str, Any]:
         started = time.monotonic()
-        sid = "sb-" + secrets.token_hex(8)
+        reserved = self.network.reserve_sid() if self.network is not None else None
+        sid = reserved or "sb-" + secrets.token_hex(8)
         now = time.time()
         extra: dict[str, Any] = {}
         row = {

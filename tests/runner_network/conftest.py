@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IMAGES_DIR, TEST_IMAGE, RunnerProcess, start_runner, stop_runner
+from tests.nethosts import NetHostNamespace, sh
 
 INET_NS = "isorun-test-inet"
 INET_HOST_IF = "itn-h"
@@ -52,26 +53,15 @@ S(("0.0.0.0", 8080), H).serve_forever()
 """
 
 
-def sh(*args: str, check: bool = True) -> str:
-    return subprocess.run(args, check=check, capture_output=True, text=True).stdout
+INET = NetHostNamespace(INET_NS, INET_HOST_IF, "10.240.0.1", sorted(set(HOSTS.values())))
 
 
 @pytest.fixture(scope="session")
 def inet() -> Iterator[dict[str, str]]:
     if os.geteuid() != 0:
         pytest.fail("the networking tests need root")
-    sh("ip", "netns", "del", INET_NS, check=False)
-    sh("ip", "link", "del", INET_HOST_IF, check=False)
-    sh("ip", "netns", "add", INET_NS)
-    sh("ip", "link", "add", INET_HOST_IF, "type", "veth", "peer", "name", "eth0", "netns", INET_NS)
-    sh("ip", "addr", "add", "10.240.0.1/24", "dev", INET_HOST_IF)
-    sh("ip", "link", "set", INET_HOST_IF, "up")
-    for ip in sorted(set(HOSTS.values())):
-        sh("ip", "-n", INET_NS, "addr", "add", f"{ip}/24", "dev", "eth0")
-    sh("ip", "-n", INET_NS, "link", "set", "eth0", "up")
-    sh("ip", "-n", INET_NS, "link", "set", "lo", "up")
-    sh("ip", "-n", INET_NS, "route", "add", "default", "via", "10.240.0.1")
-    server = subprocess.Popen(["ip", "netns", "exec", INET_NS, sys.executable, "-c", _INET_SERVER])
+    INET.create()
+    server = subprocess.Popen([*INET.exec_prefix(), sys.executable, "-c", _INET_SERVER])
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         r = subprocess.run(
@@ -88,8 +78,7 @@ def inet() -> Iterator[dict[str, str]]:
     yield HOSTS
     server.kill()
     server.wait()
-    sh("ip", "link", "del", INET_HOST_IF, check=False)
-    sh("ip", "netns", "del", INET_NS, check=False)
+    INET.destroy()
 
 
 class Upstream:

@@ -36,8 +36,11 @@ def footprint(state_dir: Path) -> dict[str, object]:
     )
     links = sorted(p.name for p in Path("/sys/class/net").iterdir() if p.name.startswith("ir-"))
     inst = table.split("_", 1)[1]
+    # the sandbox id of each of our slots (claimed sandboxes and the warm pool)
     slots = sorted(
-        p.name for p in Path("/run/isorun-net/slots").iterdir() if f" {inst} " in p.read_text()
+        text.split()[-1]
+        for p in Path("/run/isorun-net/slots").iterdir()
+        if f" {inst} " in (text := p.read_text())
     )
     addrs = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout.count(
         "10.232."
@@ -53,8 +56,20 @@ def footprint(state_dir: Path) -> dict[str, object]:
     }
 
 
+def settled_footprint(state_dir: Path) -> dict[str, object]:
+    """The footprint once the warm pool has been refilled (two equal readings)."""
+    last = footprint(state_dir)
+    for _ in range(50):
+        time.sleep(0.2)
+        now = footprint(state_dir)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
 def test_many_creates_and_destroys_leak_nothing(netrunner, image):  # type: ignore[no-untyped-def]
-    before = footprint(netrunner.state_dir)
+    before = settled_footprint(netrunner.state_dir)
     timings: list[float] = []
 
     def one(i: int) -> None:
@@ -75,14 +90,25 @@ def test_many_creates_and_destroys_leak_nothing(netrunner, image):  # type: igno
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(one, range(LEAK_N)))
-    after = footprint(netrunner.state_dir)
-    # links/netns of *other* runners on this host may come and go meanwhile: compare ours
-    assert after["slots"] == before["slots"]
+    after = settled_footprint(netrunner.state_dir)
+    # links/netns of *other* runners on this host may come and go meanwhile: compare ours.
+    # The warm pool holds the same number of prepared networks, under new ids.
+    assert len(after["slots"]) == len(before["slots"])  # type: ignore[arg-type]
     assert after["elements"] == before["elements"]
     assert after["chains"] == before["chains"] and after["sets"] == before["sets"]
     assert after["addrs"] == before["addrs"]
-    leftover_ns = [n for n in after["netns"] if n not in before["netns"]]  # type: ignore[union-attr]
-    leftover_links = [n for n in after["links"] if n not in before["links"]]  # type: ignore[union-attr]
+    pooled = set(after["slots"])  # type: ignore[call-overload]
+    pooled_links = {f"ir-{sid.split('-', 1)[1][:12]}" for sid in pooled}
+    leftover_ns = [
+        n
+        for n in after["netns"]  # type: ignore[attr-defined]
+        if n not in before["netns"] and n.removeprefix("isorun-") not in pooled  # type: ignore[operator]
+    ]
+    leftover_links = [
+        n
+        for n in after["links"]  # type: ignore[attr-defined]
+        if n not in before["links"] and n not in pooled_links  # type: ignore[operator]
+    ]
     assert not leftover_ns and not leftover_links, (leftover_ns, leftover_links)
     timings.sort()
     print(
@@ -97,7 +123,8 @@ def test_restart_readopts_and_sweeps(tmp_path, inet, image):  # type: ignore[no-
     cfg = tmp_path / "runner.toml"
     hosts = "\n".join(f'"{k}" = "{v}"' for k, v in inet.items())
     cfg.write_text(
-        f'[network]\nsubnet = "10.233.0.0/16"\nnameservers = []\n[network.hosts]\n{hosts}\n'
+        f'[network]\nsubnet = "10.233.0.0/16"\nnameservers = []\nwarm_pool = 0\n'
+        f"[network.hosts]\n{hosts}\n"
     )
     state = tmp_path / "state"
     env = {"ISORUN_RUNNER_CONFIG": str(cfg)}
@@ -126,4 +153,42 @@ def test_restart_readopts_and_sweeps(tmp_path, inet, image):  # type: ignore[no-
         assert not [n for n in fp["netns"] if keep.id in n or broken.id in n]
     finally:
         stop_runner(r)
+        subprocess.run(["nft", "delete", "table", "inet", table_of(state)], check=False)
+
+
+def test_warm_pool_is_used_refilled_and_cleaned_up(tmp_path, image):  # type: ignore[no-untyped-def]
+    import isorun
+
+    cfg = tmp_path / "runner.toml"
+    cfg.write_text('[network]\nsubnet = "10.234.0.0/16"\nnameservers = []\nwarm_pool = 2\n')
+    state = tmp_path / "state"
+    env = {"ISORUN_RUNNER_CONFIG": str(cfg)}
+    r = start_runner(state, extra_env=env)
+    try:
+        pool = settled_footprint(state)["slots"]
+        assert len(pool) == 2  # type: ignore[arg-type]
+        with isorun.Isorun(api_key=r.key, api_url=r.url) as c:
+            sb = c.create(image, network={"deny": ["10.240.0.0/16"]}, timeout=600)
+            assert sb.id in pool  # the create took a prepared network
+            assert sb.exec("cat /sys/class/net/eth0/operstate").stdout.strip() == "up"
+            after = settled_footprint(state)["slots"]
+            assert len(after) == 3 and sb.id in after  # type: ignore[arg-type,operator]
+            pooled_now = [s for s in after if s != sb.id]  # type: ignore[attr-defined]
+            sb.destroy()
+        # a crash leaves the pool behind; the next runner sweeps it and makes its own
+        r.proc.kill()
+        r.proc.wait()
+        assert all(Path(f"/run/netns/isorun-{s}").exists() for s in pooled_now)
+        r = start_runner(state, port=int(r.url.rsplit(":", 1)[1]), extra_env=env)
+        fresh = settled_footprint(state)["slots"]
+        assert len(fresh) == 2 and not set(fresh) & set(pooled_now)  # type: ignore[arg-type]
+        assert not any(Path(f"/run/netns/isorun-{s}").exists() for s in pooled_now)
+        # a clean stop removes the pool
+        stop_runner(r)
+        fp = footprint(state)
+        assert fp["slots"] == []
+        assert not any(Path(f"/run/netns/isorun-{s}").exists() for s in fresh)  # type: ignore[attr-defined]
+    finally:
+        if r.proc.poll() is None:
+            stop_runner(r)
         subprocess.run(["nft", "delete", "table", "inet", table_of(state)], check=False)

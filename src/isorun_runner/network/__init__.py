@@ -84,6 +84,10 @@ class Network:
         self._by_ip: dict[str, SandboxNet] = {}
         self._by_sid: dict[str, SandboxNet] = {}
         self._next_slot = 0
+        self.pool_size = int(net.get("warm_pool", 2))
+        self._pool: list[SandboxNet] = []
+        self._reserved: dict[str, SandboxNet] = {}
+        self._pool_task: asyncio.Task[None] | None = None
         self._runner: Any = None
         self._audit_budget: dict[str, tuple[float, int]] = {}
         self.resolver: Resolver | None = None
@@ -303,40 +307,92 @@ class Network:
         if not _SID.match(sid):
             raise BackendError(f"unexpected sandbox id {sid!r}")
         policy = policy or make_policy([], [], None)
-        slot = self._claim(sid)
-        sb = self._make(sid, slot, policy)
+        warm = self._reserved.pop(sid, None)
+        if warm is not None:
+            sb = warm
+            sb.rules = rules_of(policy)
+        else:
+            sb = self._make(sid, self._claim(sid), policy)
         env, sb.services = sandbox_env(self.services, credentials or {}, sb.gw)
         info = self._info(sb, policy, env)
         self._by_sid[sid] = sb
         try:
-            # rules match the interface by name: they can go in while the link is made
-            results = await asyncio.gather(
-                self._apply_rules(sb),
-                self._ip_batch(
-                    f"netns add {sb.netns_name}\n"
-                    f"link add {sb.ifname} type veth peer name eth0 netns {sb.netns_name}\n"
-                    f"addr add {sb.gw}/30 dev {sb.ifname}\n"
-                    f"link set {sb.ifname} up\n"
-                ),
-                return_exceptions=True,
-            )
-            for res in results:
-                if isinstance(res, BaseException):
-                    raise res
-            with contextlib.suppress(OSError):
-                Path(f"/proc/sys/net/ipv6/conf/{sb.ifname}/disable_ipv6").write_text("1\n")
-            await self._ip_batch(
-                f"addr add {sb.addr}/30 dev eth0\n"
-                "link set lo up\n"
-                "link set eth0 up\n"
-                f"route add default via {sb.gw}\n",
-                netns=sb.netns_name,
-            )
+            if warm is not None:
+                await self._apply_rules(sb)
+            else:
+                # rules match the interface by name: they can go in while the link is made
+                results = await asyncio.gather(
+                    self._apply_rules(sb), self._link_up(sb), return_exceptions=True
+                )
+                for res in results:
+                    if isinstance(res, BaseException):
+                        raise res
         except BaseException:
             await self.teardown(sid, info)
             raise
         self._by_ip[sb.addr] = sb
         return info
+
+    async def _link_up(self, sb: SandboxNet) -> None:
+        """The namespace, the veth pair, addresses and the default route."""
+        await self._ip_batch(
+            f"netns add {sb.netns_name}\n"
+            f"link add {sb.ifname} type veth peer name eth0 netns {sb.netns_name}\n"
+            f"addr add {sb.gw}/30 dev {sb.ifname}\n"
+            f"link set {sb.ifname} up\n"
+        )
+        with contextlib.suppress(OSError):
+            Path(f"/proc/sys/net/ipv6/conf/{sb.ifname}/disable_ipv6").write_text("1\n")
+        await self._ip_batch(
+            f"addr add {sb.addr}/30 dev eth0\n"
+            "link set lo up\n"
+            "link set eth0 up\n"
+            f"route add default via {sb.gw}\n",
+            netns=sb.netns_name,
+        )
+
+    # ---- warm pool ------------------------------------------------------------------
+    # Namespaces and links made ahead of time for sandbox ids chosen ahead of time,
+    # so that a create only has to write its policy. They have no rules and no
+    # process until claimed; a restarted runner's sweep removes unclaimed ones.
+    def reserve_sid(self) -> str | None:
+        """A sandbox id whose network is already made, or None if the pool is empty."""
+        sb = self._pool.pop(0) if self._pool else None
+        if sb is not None:
+            self._reserved[sb.sid] = sb
+        self.refill()
+        return sb.sid if sb is not None else None
+
+    def refill(self) -> None:
+        if self.pool_size and (self._pool_task is None or self._pool_task.done()):
+            self._pool_task = asyncio.ensure_future(self._fill_pool())
+
+    async def _fill_pool(self) -> None:
+        while len(self._pool) < self.pool_size:
+            sid = "sb-" + os.urandom(8).hex()
+            try:
+                sb = self._make(sid, self._claim(sid), None)
+            except BackendError:
+                return
+            try:
+                await self._link_up(sb)
+            except Exception as exc:
+                log.warning("network: could not prepare a warm network: %s", exc)
+                await self._remove(sb)
+                return
+            self._pool.append(sb)
+
+    async def stop(self) -> None:
+        """Remove the warm pool (claimed sandboxes keep their networks)."""
+        if self._pool_task is not None:
+            self._pool_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._pool_task
+        unused = self._pool + list(self._reserved.values())
+        self._pool, self._reserved = [], {}
+        for sb in unused:
+            with contextlib.suppress(Exception):
+                await self._remove(sb)
 
     async def _apply_rules(self, sb: SandboxNet) -> None:
         await nftmod.nft(
@@ -379,7 +435,7 @@ class Network:
         return sb
 
     async def teardown(self, sid: str, info: dict[str, Any] | None) -> None:
-        sb = self._from_info(sid, info)
+        sb = self._reserved.pop(sid, None) or self._from_info(sid, info)
         if sb is None:
             return
         await self._remove(sb)
