@@ -1,9 +1,11 @@
-"""Fixtures: the Anthropic stub, and a helper that runs the orchestrator until N items end."""
+"""Fixtures: the Anthropic stub (on loopback, or on an "internet host" that sandboxes can
+reach), and a helper that runs the orchestrator until N items end."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,8 +17,17 @@ from isorun_claude_agents import (
     WorkFailed,
     run_orchestrator,
 )
+from tests.nethosts import NetHostNamespace
 
 from .stub import Stub
+
+# The stand-in for api.anthropic.com lives in its own namespace: sandboxes never reach the
+# host's addresses, only routed ones their egress policy allows. OTHER_IP is a second host
+# there that no policy of these tests allows.
+API_NET = NetHostNamespace(
+    "isorun-test-claude", "itc-h", "10.241.0.1", ["10.241.0.2", "10.241.0.3"]
+)
+STUB_IP, OTHER_IP = API_NET.addresses
 
 
 @pytest.fixture
@@ -27,6 +38,30 @@ def stub() -> Iterator[Stub]:
     yield s
     srv.shutdown()
     srv.server_close()
+
+
+@pytest.fixture(scope="session")
+def api_net() -> Iterator[NetHostNamespace]:
+    if os.geteuid() != 0:
+        pytest.fail("the runner-mode tests need root (network namespaces)")
+    API_NET.create()
+    yield API_NET
+    API_NET.destroy()
+
+
+@pytest.fixture
+def netstub(api_net: NetHostNamespace) -> Iterator[Stub]:
+    """The stub on STUB_IP inside ``api_net`` (reachable from the host and from sandboxes
+    whose policy allows it); ``netstub.other_url`` is the same stub on OTHER_IP."""
+    s = Stub(host=STUB_IP)
+    main, other = (api_net.call(lambda ip=ip: s.serve(ip)) for ip in (STUB_IP, OTHER_IP))
+    servers = [main, other]
+    s.base_url = f"http://{STUB_IP}:{main.server_address[1]}"  # type: ignore[attr-defined]
+    s.other_url = f"http://{OTHER_IP}:{other.server_address[1]}"  # type: ignore[attr-defined]
+    yield s
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
 
 
 class Run:
@@ -78,11 +113,13 @@ class Run:
 
 
 @pytest.fixture
-async def orchestrate(aclient: Any, stub: Stub):  # type: ignore[no-untyped-def]
+async def orchestrate(aclient: Any, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """``orchestrate(**options)`` starts an orchestrator against the ``stub`` fixture, or
+    against ``stub=<another Stub>``."""
     runs: list[Run] = []
 
-    def start(**options: Any) -> Run:
-        run = Run(aclient, stub, **options)
+    def start(stub: Stub | None = None, **options: Any) -> Run:
+        run = Run(aclient, stub or request.getfixturevalue("stub"), **options)
         runs.append(run)
         return run
 

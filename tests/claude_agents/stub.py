@@ -128,7 +128,8 @@ class Stub:
 
     # -- serving --------------------------------------------------------
 
-    def serve(self) -> ThreadingHTTPServer:
+    def serve(self, host: str | None = None) -> ThreadingHTTPServer:
+        """Start a server (on ``host``, default ``self.host``, and a free port)."""
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -248,7 +249,7 @@ class Stub:
                 self.wfile.write(f"event: message\ndata: {json.dumps(end)}\n\n".encode())
                 self.wfile.flush()
 
-        srv = ThreadingHTTPServer((self.host, 0), Handler)
+        srv = ThreadingHTTPServer((host or self.host, 0), Handler)
         srv.daemon_threads = True
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         return srv

@@ -1,10 +1,12 @@
-"""Runner mode: the in-sandbox runner (run on the host against the stub, since the local
-runner gives sandboxes no network yet) and the orchestrator's upload + exec in real sandboxes."""
+"""Runner mode: the runner on the host against the stub, the orchestrator's upload + exec
+in a plain image, and end to end: the agent image's runner in a sandbox serving a work item
+against the stub on an "internet host" that the sandbox's egress policy allows."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -14,10 +16,12 @@ from isorun_claude_agents import (
     CONTEXT_PATH,
     SNAPSHOT_PREFIX,
     VmAllocated,
+    WorkCompleted,
     WorkFailed,
     build_agent_image,
 )
 
+from .conftest import STUB_IP
 from .stub import Stub
 
 
@@ -125,25 +129,91 @@ def agent_image(runner, test_image):  # type: ignore[no-untyped-def]
                 snap = await build_agent_image(c, test_image)
             except RuntimeError as e:
                 if "pip download failed" in str(e):
-                    pytest.skip(f"no package index reachable from the host: {e}")
+                    pytest.fail(
+                        "build_agent_image needs a package index (PyPI) reachable from the "
+                        f"host to download the agent image's wheels: {e}"
+                    )
                 raise
         return SNAPSHOT_PREFIX + snap.id
 
     return asyncio.run(build())
 
 
-async def test_runner_mode_in_the_agent_image(stub: Stub, orchestrate, aclient, agent_image):
-    """The agent image runs the in-sandbox runner, which reads and deletes the context file.
-    The sandbox has no network path to the stub yet, so serving ends in a connection error."""
-    stub.add_work("s1", [("bash", {"command": "true"})])
-    run = orchestrate(mode="runner", image=agent_image, max_idle=5)
+def text_of(event: dict) -> str:
+    return "".join(block.get("text", "") for block in event["content"])
+
+
+# connect to a URL from inside the sandbox; prints "ok" or the error
+_PROBE = """
+import sys, urllib.request
+try:
+    urllib.request.urlopen(sys.argv[1], timeout=5)
+    print("ok")
+except urllib.error.HTTPError as e:
+    print("ok")  # the stub answered (401: no credential)
+except Exception as e:
+    print(type(e).__name__, e)
+"""
+
+
+async def probe(sandbox, url: str) -> str:  # type: ignore[no-untyped-def]
+    done = await sandbox.exec(f"python3 -c {shlex.quote(_PROBE)} {shlex.quote(url)}", timeout=30)
+    return done.stdout.strip()
+
+
+async def test_runner_mode_in_the_agent_image(
+    netstub: Stub, orchestrate, aclient, agent_image
+) -> None:
+    """End to end: the orchestrator restores the agent image with an egress policy that
+    allows only the stub's address; the runner in the sandbox reads and deletes the context
+    file, serves the item with the SDK's own tools and posts their results to the stub."""
+    script = [
+        ("bash", {"command": "echo hello from $(hostname); pwd"}),
+        ("write", {"file_path": "notes.txt", "content": "alpha\nbeta\n"}),
+        ("read", {"file_path": "/mnt/session/notes.txt"}),
+        ("bash", {"command": "env | grep -c ANTHROPIC_ || true"}),
+        ("bash", {"command": f"test -e {CONTEXT_PATH} && echo present || echo absent"}),
+        ("bash", {"command": "echo failing >&2; exit 3"}),
+    ]
+    work_id = netstub.add_work("s1", script)
+    run = orchestrate(
+        stub=netstub,
+        mode="runner",
+        image=agent_image,
+        network={"allow": [f"{STUB_IP}/32"]},
+        max_idle=5,
+    )
     await run.until(1, timeout=300)
     (alloc,) = run.of(VmAllocated)
     sandbox = await aclient.get(alloc.sandbox_id)
     (event,) = run.finished()
-    if isinstance(event, WorkFailed):  # no network from the sandbox to the stub
-        assert "isorun-claude-runner: work work_1 failed" in event.error, event.error
-        assert "Connection" in event.error
-    else:  # pragma: no cover - once sandboxes can reach the host
-        assert stub.posted_results("s1")
-    await assert_no_key(stub, sandbox)
+    assert isinstance(event, WorkCompleted), event
+
+    results = {ev["tool_use_id"]: ev for ev in netstub.posted_results("s1")}
+    assert sorted(results) == [f"sevt_1_{i}" for i in range(len(script))]
+    ordered = [results[f"sevt_1_{i}"] for i in range(len(script))]
+    assert all(ev["type"] == "user.tool_result" for ev in ordered)
+    texts = [text_of(ev) for ev in ordered]
+    errors = [bool(ev.get("is_error")) for ev in ordered]
+    hostname = (await sandbox.exec("hostname")).stdout.strip()
+    assert texts[0] == f"hello from {hostname}\n/mnt/session", texts[0]
+    assert "alpha" in texts[2] and "beta" in texts[2], texts[2]
+    assert texts[3] == "0", texts[3]  # the tools never see the credentials
+    assert texts[4] == "absent", texts[4]  # the runner deleted the context file at once
+    assert "failing" in texts[5], texts[5]
+    assert errors == [False, False, False, False, False, True], ordered
+    # the tools ran in the sandbox
+    assert (await sandbox.read_file("/mnt/session/notes.txt")) == "alpha\nbeta\n"
+
+    # protocol: environment key as Bearer on every call; the SDK worker stopped the item
+    assert all(r.headers["authorization"] == f"Bearer {netstub.key}" for r in netstub.requests)
+    assert netstub.stops() == [(work_id, {"force": True})]
+    assert netstub.calls("POST", f"/work/{work_id}/heartbeat")
+    assert netstub.calls("GET", "/sessions/s1/events/stream")
+
+    # the allow rule is what let the runner out: the same stub on another address of the
+    # same "internet host" is refused, while the host reaches both
+    assert await probe(sandbox, netstub.base_url) == "ok"  # type: ignore[attr-defined]
+    blocked = await probe(sandbox, netstub.other_url)  # type: ignore[attr-defined]
+    assert blocked != "ok" and "refused" in blocked.lower(), blocked
+    await assert_no_key(netstub, sandbox)
