@@ -42,9 +42,12 @@ def footprint(state_dir: Path) -> dict[str, object]:
         for p in Path("/run/isorun-net/slots").iterdir()
         if f" {inst} " in (text := p.read_text())
     )
-    addrs = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout.count(
-        "10.232."
-    )
+    # addresses on our own links only (other runners on this host may share the subnet)
+    ours = {f"ir-{sid.split('-', 1)[1][:12]}" for sid in slots}
+    addr_lines = subprocess.run(
+        ["ip", "-4", "-o", "addr"], capture_output=True, text=True
+    ).stdout.splitlines()
+    addrs = sum(1 for line in addr_lines if len(line.split()) > 1 and line.split()[1] in ours)
     return {
         "netns": netns,
         "links": links,

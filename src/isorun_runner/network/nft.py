@@ -22,7 +22,11 @@ NFT = shutil.which("nft") or "nft"
 REJECT = "goto blk"
 
 
-async def nft(script: str, *, check: bool = True) -> str:
+_TRANSIENT = ("busy", "temporarily unavailable", "interrupted", "try again")
+_ABSENT = ("no such file or directory", "does not exist")
+
+
+async def _nft_once(script: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         NFT,
         "-f",
@@ -32,11 +36,24 @@ async def nft(script: str, *, check: bool = True) -> str:
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(script.encode()), 30)
-    if check and proc.returncode != 0:
-        raise BackendError(
-            f"nft failed: {err.decode(errors='replace').strip()[-600:]}\nscript:\n{script[:2000]}"
-        )
-    return out.decode()
+    return proc.returncode or 0, out.decode(), err.decode(errors="replace")
+
+
+async def nft(script: str, *, check: bool = True, retries: int = 4) -> str:
+    """Apply a script atomically; transient kernel refusals (EBUSY, EAGAIN, EINTR
+    under concurrent transactions) are retried a few times."""
+    for attempt in range(retries + 1):
+        rc, out, err = await _nft_once(script)
+        if rc == 0:
+            return out
+        if attempt == retries or not any(w in err.lower() for w in _TRANSIENT):
+            break
+        await asyncio.sleep(0.02 * (attempt + 1))
+    if check:
+        raise BackendError(f"nft failed: {err.strip()[-600:]}\nscript:\n{script[:2000]}")
+    if not any(w in err.lower() for w in _ABSENT):
+        log.warning("nft failed: %s (%s)", err.strip()[-300:], script.strip()[:200])
+    return out
 
 
 async def nft_json(*args: str) -> Any:
