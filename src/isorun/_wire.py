@@ -138,8 +138,31 @@ def history() -> Request:
     return Request("GET", "/v1/runs/history")
 
 
-def restore(snapshot_id: str) -> Request:
-    return Request("POST", "/v1/runs/restore", json={"snapshot_id": snapshot_id})
+def restore(
+    snapshot_id: str,
+    *,
+    vcpus: int | None = None,
+    mem_mib: int | None = None,
+    disk_mib: int | None = None,
+    timeout: float | None = None,
+    network: Mapping[str, Sequence[str]] | None = None,
+    network_profile: str | None = None,
+    credentials: Mapping[str, str] | None = None,
+) -> Request:
+    """``{"snapshot_id"}`` as the TypeScript SDK sends it, plus any override given."""
+    check_seconds("timeout", timeout)
+    body: dict[str, Any] = {"snapshot_id": snapshot_id}
+    optional: dict[str, Any] = {
+        "vcpus": vcpus,
+        "mem_mib": mem_mib,
+        "disk_mib": disk_mib,
+        "timeout": timeout,
+        "network": None if network is None else {k: list(v) for k, v in network.items()},
+        "network_profile": network_profile,
+        "credentials": None if credentials is None else dict(credentials),
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    return Request("POST", "/v1/runs/restore", json=body)
 
 
 def exec_command(run_id: str, command: str, timeout: float = DEFAULT_EXEC_TIMEOUT) -> Request:

@@ -31,7 +31,6 @@ from typing import Any, Literal
 from anthropic import AsyncAnthropic
 
 import isorun
-from isorun import _wire
 from isorun_claude_agents.host_tools import DEFAULT_WORKDIR, sandbox_tools
 
 __all__ = [
@@ -258,14 +257,13 @@ class _Orchestrator:
     async def create(self, image: str) -> isorun.AsyncSandbox:
         timeout = self.session_timeout_sec + 60
         if image.startswith(SNAPSHOT_PREFIX):
-            sandbox = await _restore(self.client, image[len(SNAPSHOT_PREFIX) :], self.network)
-            try:
-                await sandbox.set_timeout(timeout)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await sandbox.destroy()
-                raise
-            return sandbox
+            return await self.client.restore(
+                image[len(SNAPSHOT_PREFIX) :],
+                vcpus=self.vcpus,
+                mem_mib=self.mem_mib,
+                timeout=timeout,
+                network=self.network,
+            )
         return await self.client.create(
             image, vcpus=self.vcpus, mem_mib=self.mem_mib, timeout=timeout, network=self.network
         )
@@ -338,23 +336,6 @@ class _Orchestrator:
                 with contextlib.suppress(isorun.IsorunError):
                     await sandbox.destroy()
         self.bindings.clear()
-
-
-async def _restore(
-    client: isorun.AsyncIsorun, snapshot_id: str, network: Mapping[str, Sequence[str]] | None
-) -> isorun.AsyncSandbox:
-    """``client.restore(snapshot_id)``, with the egress policy when one is given.
-
-    The runner's ``POST /v1/runs/restore`` takes ``network`` like ``POST /v1/runs``, but
-    ``AsyncIsorun.restore()`` has no parameter for it yet; without it a restored agent
-    image would silently get the default (open) egress instead of ``network``.
-    """
-    if network is None:
-        return await client.restore(snapshot_id)
-    body = {"snapshot_id": snapshot_id, "network": {k: list(v) for k, v in network.items()}}
-    request = _wire.Request("POST", "/v1/runs/restore", json=body)
-    info = await client._call(request, _wire.json_body(_wire.parse_run))
-    return isorun.AsyncSandbox(client, info)
 
 
 async def run_orchestrator(

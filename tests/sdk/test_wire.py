@@ -73,6 +73,19 @@ CASES: list[tuple[str, Callable[[Any, Any], Any], Any, str, str, Any]] = [
         {"snapshot_id": "snap-1"},
     ),
     (
+        "restore-overrides",
+        lambda c, s: c.restore("snap-1", mem_mib=512, timeout=60, network={"allow": ["pypi.org"]}),
+        RUN,
+        "POST",
+        "/v1/runs/restore",
+        {
+            "snapshot_id": "snap-1",
+            "mem_mib": 512,
+            "timeout": 60,
+            "network": {"allow": ["pypi.org"]},
+        },
+    ),
+    (
         "list_snapshots",
         lambda c, s: c.list_snapshots(),
         {"snapshots": []},

@@ -235,9 +235,33 @@ class AsyncIsorun:
         """The account's live sandboxes."""
         return await self._call(_wire.list_runs(), _wire.json_body(_wire.parse_runs))
 
-    async def restore(self, snapshot_id: str) -> AsyncSandbox:
-        """Boot a new sandbox from a snapshot."""
-        request = _wire.restore(snapshot_id)
+    async def restore(
+        self,
+        snapshot_id: str,
+        *,
+        vcpus: int | None = None,
+        mem_mib: int | None = None,
+        disk_mib: int | None = None,
+        timeout: float | None = None,
+        network: Mapping[str, Sequence[str]] | None = None,
+        network_profile: str | None = None,
+        credentials: Mapping[str, str] | None = None,
+    ) -> AsyncSandbox:
+        """Boot a new sandbox from a snapshot.
+
+        Resources default to the snapshotted sandbox's; the options override them and
+        give the new sandbox its own network policy and credentials.
+        """
+        request = _wire.restore(
+            snapshot_id,
+            vcpus=vcpus,
+            mem_mib=mem_mib,
+            disk_mib=disk_mib,
+            timeout=timeout,
+            network=network,
+            network_profile=network_profile,
+            credentials=credentials,
+        )
         return AsyncSandbox(self, await self._call(request, _wire.json_body(_wire.parse_run)))
 
     async def list_snapshots(self) -> builtins.list[Snapshot]:
