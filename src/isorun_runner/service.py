@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -897,7 +896,3 @@ class Runner:
         if self.network is None:
             return []
         return list(self.network.profiles())
-
-    @staticmethod
-    def digest(text: str) -> str:
-        return hashlib.sha256(text.encode()).hexdigest()

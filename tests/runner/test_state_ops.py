@@ -183,3 +183,17 @@ def test_audit_log_chain_verifies_and_detects_tampering(client, test_image, runn
     assert not isorun.verify_audit_log(swapped, key).ok
     assert not isorun.verify_audit_log(entries, "wrong-key").ok
     client.delete_snapshot(snap.id)
+
+
+def test_restore_with_overrides(client, test_image):
+    with client.create(test_image, mem_mib=512, timeout=300) as sb:
+        sb.write_file("/keep.txt", "kept")
+        snap = sb.snapshot()
+    try:
+        with client.restore(snap.id, mem_mib=256, vcpus=2, timeout=120) as r:
+            assert (r.mem_mib, r.vcpus) == (256, 2)
+            assert r.read_file("/keep.txt") == "kept"
+        with pytest.raises(isorun.BadRequestError, match="mem_mib"):
+            client.restore(snap.id, mem_mib=1)
+    finally:
+        client.delete_snapshot(snap.id)
