@@ -88,6 +88,7 @@ class Network:
         self._pool: list[SandboxNet] = []
         self._reserved: dict[str, SandboxNet] = {}
         self._pool_task: asyncio.Task[None] | None = None
+        self._quiet_after = 0.0
         self._runner: Any = None
         self._audit_budget: dict[str, tuple[float, int]] = {}
         self.resolver: Resolver | None = None
@@ -307,6 +308,7 @@ class Network:
         if not _SID.match(sid):
             raise BackendError(f"unexpected sandbox id {sid!r}")
         policy = policy or make_policy([], [], None)
+        self._quiet_after = time.monotonic() + 0.2
         warm = self._reserved.pop(sid, None)
         if warm is not None:
             sb = warm
@@ -357,6 +359,7 @@ class Network:
     # process until claimed; a restarted runner's sweep removes unclaimed ones.
     def reserve_sid(self) -> str | None:
         """A sandbox id whose network is already made, or None if the pool is empty."""
+        self._quiet_after = time.monotonic() + 0.2
         sb = self._pool.pop(0) if self._pool else None
         if sb is not None:
             self._reserved[sb.sid] = sb
@@ -369,6 +372,10 @@ class Network:
 
     async def _fill_pool(self) -> None:
         while len(self._pool) < self.pool_size:
+            # Refill in quiet moments only: during a burst of creates and destroys the
+            # pool's work would compete with theirs for the same CPUs.
+            while time.monotonic() < self._quiet_after:
+                await asyncio.sleep(0.05)
             sid = "sb-" + os.urandom(8).hex()
             try:
                 sb = self._make(sid, self._claim(sid), None)
@@ -435,6 +442,7 @@ class Network:
         return sb
 
     async def teardown(self, sid: str, info: dict[str, Any] | None) -> None:
+        self._quiet_after = time.monotonic() + 0.2
         sb = self._reserved.pop(sid, None) or self._from_info(sid, info)
         if sb is None:
             return
