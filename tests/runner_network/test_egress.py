@@ -273,3 +273,20 @@ def test_resolv_conf_points_at_the_runners_resolver(client, test_image):
             "        print(socket.inet_ntoa(struct.pack('<L', int(f[2], 16))))\""
         ).stdout.strip()
         assert conf.split()[1] == gw
+
+
+def test_blocked_connections_are_audited(nclient, image):  # type: ignore[no-untyped-def]
+    import time
+
+    with nclient.create(image, network={"deny": ["10.240.0.3"]}) as sb:
+        res = probe(sb, "10.240.0.3", http=True)
+        assert not res["ok"] and res["secs"] < 1
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            events = [e.data for e in sb.audit_log() if e.event == "network.blocked"]
+            if any(d.get("kind") == "connect" for d in events):
+                break
+            time.sleep(0.1)
+        hit = [d for d in events if d.get("kind") == "connect"]
+        assert hit and hit[0]["dst"] == "10.240.0.3" and hit[0]["proto"] == "tcp", events
+        assert hit[0]["port"] > 0

@@ -89,6 +89,8 @@ class Network:
         self._reserved: dict[str, SandboxNet] = {}
         self._pool_task: asyncio.Task[None] | None = None
         self._quiet_after = 0.0
+        self.log_prefix = f"isorun-{self.instance}:"
+        self._kmsg: Any = None
         self._runner: Any = None
         self._audit_budget: dict[str, tuple[float, int]] = {}
         self.resolver: Resolver | None = None
@@ -142,9 +144,10 @@ class Network:
                 dns_port=self.dns_port,
                 proxy_port=self.proxy_port,
                 deny=[str(n) for n in self.op_rules.deny_nets if n.version == 4],
-                log_group=None,
+                log_prefix=self.log_prefix if self._kmsg_ok() else None,
             )
         )
+        self._watch_kmsg()
         log.info(
             "network: table inet %s, subnet %s, dns :%d, credential proxy :%d",
             self.table,
@@ -391,6 +394,11 @@ class Network:
 
     async def stop(self) -> None:
         """Remove the warm pool (claimed sandboxes keep their networks)."""
+        if self._kmsg is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(self._kmsg)
+            os.close(self._kmsg)
+            self._kmsg = None
         if self._pool_task is not None:
             self._pool_task.cancel()
             with contextlib.suppress(BaseException):
@@ -579,6 +587,58 @@ class Network:
             await nftmod.nft(nftmod.open_addresses(self.table, sb.key, v4, ttl))
         except BackendError as exc:
             log.warning("could not open %s for %s: %s", v4, sb.sid, exc)
+
+    # ---- blocked connections, from the kernel log ------------------------------------
+    @staticmethod
+    def _kmsg_ok() -> bool:
+        return os.access("/dev/kmsg", os.R_OK)
+
+    def _watch_kmsg(self) -> None:
+        """Read nftables' log lines for our blocked packets and audit them.
+
+        /dev/kmsg gives one record per read; we start at its end, so old lines are
+        never replayed. Where it cannot be read, blocked connections are still refused,
+        only not audited.
+        """
+        if not self._kmsg_ok():
+            log.warning("network: /dev/kmsg unreadable; blocked connections are not audited")
+            return
+        try:
+            fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            os.lseek(fd, 0, os.SEEK_END)
+        except OSError as exc:
+            log.warning(
+                "network: cannot read /dev/kmsg (%s); blocked connections are not audited", exc
+            )
+            return
+        self._kmsg = fd
+        asyncio.get_running_loop().add_reader(fd, self._read_kmsg)
+
+    def _read_kmsg(self) -> None:
+        for _ in range(256):
+            try:
+                record = os.read(self._kmsg, 8192)
+            except BlockingIOError:
+                return
+            except OSError:  # EPIPE: records overwritten before we read them
+                continue
+            if not record:
+                return
+            text = record.decode(errors="replace")
+            if self.log_prefix in text:
+                self._blocked_packet(text.split(";", 1)[-1])
+
+    def _blocked_packet(self, line: str) -> None:
+        fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
+        ifname = fields.get("IN", "")
+        sb = next((b for b in self._by_sid.values() if b.ifname == ifname), None)
+        if sb is None:
+            return
+        data: dict[str, Any] = {"kind": "connect", "dst": fields.get("DST", "")}
+        if "DPT" in fields:
+            data["port"] = int(fields["DPT"])
+        data["proto"] = fields.get("PROTO", "").lower()
+        self.audit(sb.sid, "network.blocked", data)
 
     def _blocked(self, sid: str, name: str, reason: str) -> None:
         self.audit(sid, "network.blocked", {"kind": "dns", "name": name, "reason": reason})

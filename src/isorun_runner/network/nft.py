@@ -72,13 +72,17 @@ def base_table(
     dns_port: int,
     proxy_port: int,
     deny: list[str],
-    log_group: int | None,
+    log_prefix: str | None,
 ) -> str:
-    """The whole base of the table; per-sandbox chains/sets/elements survive a re-run."""
+    """The whole base of the table; per-sandbox chains/sets/elements survive a re-run.
+
+    With ``log_prefix``, blocked packets (rate-limited) go to the kernel log, where the
+    runner reads them to audit ``network.blocked`` connections.
+    """
     deny_elems = ", ".join(deny)
     logstmt = (
-        f'limit rate 20/second burst 40 packets log group {log_group} prefix "isorun" '
-        if log_group is not None
+        f'limit rate 20/second burst 40 packets log prefix "{log_prefix} " level info '
+        if log_prefix is not None
         else ""
     )
     t = f"inet {table}"
@@ -111,7 +115,8 @@ flush set {t} blocked4
 flush set {t} opdeny4
 add element {t} blocked4 {{ 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16, 224.0.0.0/3, {subnet} }}
 {f"add element {t} opdeny4 {{ {deny_elems} }}" if deny else ""}
-add rule {t} blk {logstmt}meta l4proto tcp reject with tcp reset
+{f"add rule {t} blk {logstmt}" if logstmt else ""}
+add rule {t} blk meta l4proto tcp reject with tcp reset
 add rule {t} blk reject with icmpx admin-prohibited
 add rule {t} prerouting iifname @ifaces {l4} th dport 53 redirect to :{dns_port}
 add rule {t} prerouting {peer} tcp dport 80 redirect to :{proxy_port}
