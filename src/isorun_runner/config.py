@@ -34,6 +34,7 @@ class Limits:
     max_fork: int = 100
     pids_limit: int = 1024
     allow_32bit_syscalls: bool = False
+    warm_sandboxes: int = 2  # started ahead of time per recently used image (0: none)
     output_cap_bytes: int = 1024 * 1024
 
 

@@ -93,7 +93,11 @@ class Runner:
         self._locks: dict[str, asyncio.Lock] = {}
         self._creating = 0
         self._reaper: asyncio.Task[None] | None = None
-        self._bg: set[asyncio.Task[Any]] = set()
+        self._bg: set[asyncio.Future[Any]] = set()
+        self._warm: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        self._warm_images: dict[tuple[Any, ...], Any] = {}
+        self._warm_task: asyncio.Future[None] | None = None
+        self._quiet_after = 0.0
 
     # ---- start and stop ----------------------------------------------------
     async def start(self) -> None:
@@ -115,7 +119,15 @@ class Runner:
         self._reaper = asyncio.create_task(self._reap_loop())
 
     async def stop(self) -> None:
-        """Leave sandboxes running: a restarted runner re-adopts them."""
+        """Leave sandboxes running: a restarted runner re-adopts them (warm ones go)."""
+        if self._warm_task is not None:
+            self._warm_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._warm_task
+        for pool in self._warm.values():
+            for w in pool:
+                await self._discard_warm(w)
+        self._warm.clear()
         if self.network is not None:
             await self.network.stop()
         if self._reaper:
@@ -285,6 +297,11 @@ class Runner:
                 if status is None:
                     raise
                 raise ApiError(int(status), str(exc)) from None
+            # Creates with the default resources and no credentials can take a sandbox
+            # started ahead of time for the same image (see _fill_warm).
+            base = {k: v for k, v in self._defaults().items() if k != "timeout"}
+            eligible = credentials is None and all(res[k] == v for k, v in base.items())
+            warm_key = (image_ref, image.digest) if eligible else None
             record = await self._launch(
                 image=image_ref,
                 image_digest=image.digest,
@@ -295,8 +312,11 @@ class Runner:
                 net=net,
                 credentials=credentials,
                 event=("sandbox.created", {"image": image_ref, "digest": image.digest}),
+                warm_key=warm_key,
             )
             self._background(self._touch_image, image_ref, self.images_in_use())
+            if warm_key is not None:
+                self._schedule_warm(warm_key, image)
             return record
         finally:
             self._creating -= 1
@@ -312,12 +332,121 @@ class Runner:
         rows += self._db.all("SELECT image_digest FROM snapshots")
         return {r["image_digest"] for r in rows if r["image_digest"]}
 
+    # ---- warm sandboxes ------------------------------------------------------
+    # Sandboxes of the most recently used images, started ahead of time with the
+    # default resources and an open network that nothing uses yet: a create that fits
+    # only has to write its network policy. They are not in the database until
+    # claimed; a restarted runner removes them as orphans; stop() destroys them.
+    def _schedule_warm(self, key: tuple[Any, ...], image: Any) -> None:
+        size = self.config.limits.warm_sandboxes
+        if size <= 0:
+            return
+        self._warm.setdefault(key, [])
+        self._warm_images[key] = image
+        # keep pools for the two most recently used images only
+        for old in [k for k in self._warm if k != key][: max(0, len(self._warm) - 2)]:
+            for w in self._warm.pop(old):
+                self._background_async(self._discard_warm(w))
+            self._warm_images.pop(old, None)
+        if self._warm_task is None or self._warm_task.done():
+            self._warm_task = asyncio.ensure_future(self._fill_warm())
+
+    async def _fill_warm(self) -> None:
+        size = self.config.limits.warm_sandboxes
+        while True:
+            key = next((k for k, v in self._warm.items() if len(v) < size), None)
+            if key is None:
+                return
+            while time.monotonic() < self._quiet_after:
+                await asyncio.sleep(0.05)
+            image = self._warm_images.get(key)
+            if image is None:  # its image fell out of use while we waited
+                continue
+            sid = (self.network.reserve_sid() if self.network else None) or (
+                "sb-" + secrets.token_hex(8)
+            )
+            extra: dict[str, Any] = {}
+            try:
+                env = await self._start_new(
+                    sid,
+                    list(image.layers),
+                    list(image.env),
+                    image.workdir or "/",
+                    self._defaults(),
+                    None,
+                    None,
+                    extra,
+                )
+            except BaseException as exc:
+                await self._discard_warm({"sid": sid, "info": extra.get("network")})
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                log.warning("could not start a warm sandbox: %s", exc)
+                return
+            info = extra.get("network")
+            if key not in self._warm:  # its image fell out of use meanwhile
+                await self._discard_warm({"sid": sid, "info": info})
+                continue
+            self._warm[key].append({"sid": sid, "info": info, "env": env})
+
+    async def _discard_warm(self, warm: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):
+            await self.backend.destroy(warm["sid"])
+        if self.network is not None:
+            with contextlib.suppress(Exception):
+                await self.network.teardown(warm["sid"], warm.get("info"))
+
+    def _background_async(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
+
     def _touch_image(self, ref: str, in_use: set[str]) -> None:
         """Record the use (for ``image ls`` and LRU eviction), then evict if over budget."""
         with contextlib.suppress(Exception):
             self.images.touch(ref)
         with contextlib.suppress(Exception):
             self.images.evict(in_use=in_use)
+
+    async def _start_new(
+        self,
+        sid: str,
+        lowerdirs: list[Any],
+        env: list[str],
+        workdir: str,
+        res: dict[str, int],
+        net: Any,
+        credentials: dict[str, Any] | None,
+        extra: dict[str, Any],
+    ) -> list[str]:
+        """Disk, overlay and network (in parallel), then the container; returns its env."""
+        spec = SandboxSpec(
+            id=sid,
+            lowerdirs=[Path(p) for p in lowerdirs],
+            env=env,
+            workdir=workdir,
+            vcpus=res["vcpus"],
+            mem_mib=res["mem_mib"],
+            disk_mib=res["disk_mib"],
+        )
+        # Disk and overlay are made while the network namespace is set up.
+        steps: list[Any] = [self.backend.prepare_fs(spec)]
+        if self.network is not None:
+            steps.append(self.network.setup(sid, net, credentials))
+        results = await asyncio.gather(*steps, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        if self.network is not None:
+            info = results[1]
+            extra["network"] = info
+            extra["secrets"] = info.get("secrets", [])
+            env = env + list(info.get("env", []))
+            spec = dataclasses.replace(
+                spec, env=env, netns=info.get("netns"), dns=info.get("gateway")
+            )
+        await self.backend.start(spec)
+        return env
 
     async def _launch(
         self,
@@ -331,10 +460,17 @@ class Runner:
         net: Any,
         credentials: dict[str, Any] | None,
         event: tuple[str, dict[str, Any]],
+        warm_key: tuple[Any, ...] | None = None,
     ) -> dict[str, Any]:
         started = time.monotonic()
-        reserved = self.network.reserve_sid() if self.network is not None else None
-        sid = reserved or "sb-" + secrets.token_hex(8)
+        self._quiet_after = started + 0.3
+        pool = self._warm.get(warm_key) if warm_key is not None else None
+        warm = pool.pop(0) if pool else None
+        if warm is not None:
+            sid = warm["sid"]
+        else:
+            reserved = self.network.reserve_sid() if self.network is not None else None
+            sid = reserved or "sb-" + secrets.token_hex(8)
         now = time.time()
         extra: dict[str, Any] = {}
         row = {
@@ -359,32 +495,16 @@ class Runner:
         }
         self._db.insert("sandboxes", row)
         try:
-            spec = SandboxSpec(
-                id=sid,
-                lowerdirs=[Path(p) for p in lowerdirs],
-                env=env,
-                workdir=workdir,
-                vcpus=res["vcpus"],
-                mem_mib=res["mem_mib"],
-                disk_mib=res["disk_mib"],
-            )
-            # Disk and overlay are made while the network namespace is set up.
-            steps: list[Any] = [self.backend.prepare_fs(spec)]
-            if self.network is not None:
-                steps.append(self.network.setup(sid, net, credentials))
-            results = await asyncio.gather(*steps, return_exceptions=True)
-            for result in results:
-                if isinstance(result, BaseException):
-                    raise result
-            if self.network is not None:
-                info = results[1]
-                extra["network"] = info
-                extra["secrets"] = info.get("secrets", [])
-                env = env + list(info.get("env", []))
-                spec = dataclasses.replace(
-                    spec, env=env, netns=info.get("netns"), dns=info.get("gateway")
+            if warm is not None:
+                env = list(warm["env"])
+                if self.network is not None:
+                    # started ahead of time with an open, unused network: set its policy
+                    extra["network"] = await self.network.set_policy(sid, net)
+                    extra["secrets"] = []
+            else:
+                env = await self._start_new(
+                    sid, lowerdirs, env, workdir, res, net, credentials, extra
                 )
-            await self.backend.start(spec)
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 await self.backend.destroy(sid)
@@ -517,6 +637,7 @@ class Runner:
 
     async def _destroy_row(self, row: dict[str, Any], reason: str) -> dict[str, Any]:
         sid = row["id"]
+        self._quiet_after = time.monotonic() + 0.3
         self._db.update("sandboxes", sid, {"status": "destroying"})
         steps: list[Any] = [self.backend.destroy(sid)]
         if self.network is not None:

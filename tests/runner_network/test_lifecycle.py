@@ -60,18 +60,21 @@ def footprint(state_dir: Path) -> dict[str, object]:
 
 
 def settled_footprint(state_dir: Path) -> dict[str, object]:
-    """The footprint once the warm pool has been refilled (two equal readings)."""
-    last = footprint(state_dir)
-    for _ in range(50):
-        time.sleep(0.2)
+    """The footprint once the warm pools have been refilled (unchanged for 1.5 s)."""
+    last, same = footprint(state_dir), 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and same < 6:
+        time.sleep(0.25)
         now = footprint(state_dir)
-        if now == last:
-            return now
+        same = same + 1 if now == last else 0
         last = now
     return last
 
 
 def test_many_creates_and_destroys_leak_nothing(netrunner, image):  # type: ignore[no-untyped-def]
+    with netrunner.http() as h:  # prime the warm sandboxes of this image first
+        sid = h.post("/v1/runs", json={"image": image}).json()["id"]
+        h.delete(f"/v1/runs/{sid}")
     before = settled_footprint(netrunner.state_dir)
     timings: list[float] = []
 
@@ -163,7 +166,10 @@ def test_warm_pool_is_used_refilled_and_cleaned_up(tmp_path, image):  # type: ig
     import isorun
 
     cfg = tmp_path / "runner.toml"
-    cfg.write_text('[network]\nsubnet = "10.234.0.0/16"\nnameservers = []\nwarm_pool = 2\n')
+    cfg.write_text(
+        "[limits]\nwarm_sandboxes = 0\n"
+        '[network]\nsubnet = "10.234.0.0/16"\nnameservers = []\nwarm_pool = 2\n'
+    )
     state = tmp_path / "state"
     env = {"ISORUN_RUNNER_CONFIG": str(cfg)}
     r = start_runner(state, extra_env=env)
@@ -191,6 +197,57 @@ def test_warm_pool_is_used_refilled_and_cleaned_up(tmp_path, image):  # type: ig
         fp = footprint(state)
         assert fp["slots"] == []
         assert not any(Path(f"/run/netns/isorun-{s}").exists() for s in fresh)  # type: ignore[attr-defined]
+    finally:
+        if r.proc.poll() is None:
+            stop_runner(r)
+        subprocess.run(["nft", "delete", "table", "inet", table_of(state)], check=False)
+
+
+def test_warm_sandboxes_are_claimed_with_their_own_policy(tmp_path, inet, image):  # type: ignore[no-untyped-def]
+    import isorun
+
+    cfg = tmp_path / "runner.toml"
+    hosts = "\n".join(f'"{k}" = "{v}"' for k, v in inet.items())
+    cfg.write_text(
+        "[limits]\nwarm_sandboxes = 2\n"
+        f'[network]\nsubnet = "10.235.0.0/16"\nnameservers = []\n[network.hosts]\n{hosts}\n'
+    )
+    state = tmp_path / "state"
+    r = start_runner(state, extra_env={"ISORUN_RUNNER_CONFIG": str(cfg)})
+    try:
+        with isorun.Isorun(api_key=r.key, api_url=r.url) as c:
+            first = c.create(image, timeout=600)  # cold: starts the warm pool for image
+            first.destroy()
+            settled_footprint(state)
+            # with no sandbox of ours alive, the containers that run are the warm ones
+            warm_ids = set(
+                subprocess.run(
+                    ["runc", "--root", str(state / "runc"), "list", "-q"],
+                    capture_output=True,
+                    text=True,
+                ).stdout.split()
+            )
+            assert len(warm_ids) == 2
+            locked = c.create(image, network_profile="locked-down", timeout=600)
+            assert locked.id in warm_ids and locked.create_ms < 50
+            assert locked.exec("hostname").stdout.strip() == locked.id
+            assert not probe(locked, "10.240.0.2")["ok"]  # the policy of the create holds
+            allowed = c.create(image, network={"allow": ["allowed.test"]}, timeout=600)
+            assert allowed.id in warm_ids
+            assert probe(allowed, "allowed.test", http=True)["ok"]
+            assert not probe(allowed, "10.240.0.3")["ok"]
+            # other resources or credentials: a sandbox of their own, not a warm one
+            big = c.create(image, mem_mib=2048, timeout=600)
+            assert big.id not in warm_ids and big.mem_mib == 2048
+            assert len(c.list()) == 3  # warm sandboxes are not listed
+            for sb in (locked, allowed, big):
+                sb.destroy()
+        stop_runner(r)
+        out = subprocess.run(
+            ["runc", "--root", str(state / "runc"), "list", "-q"], capture_output=True, text=True
+        ).stdout
+        assert out.strip() == ""  # a clean stop destroys the warm sandboxes
+        assert footprint(state)["slots"] == []
     finally:
         if r.proc.poll() is None:
             stop_runner(r)

@@ -338,6 +338,16 @@ class Network:
         self._by_ip[sb.addr] = sb
         return info
 
+    async def set_policy(self, sid: str, policy: Any) -> dict[str, Any]:
+        """Replace the egress policy of a sandbox set up without credentials."""
+        sb = self._by_sid.get(sid)
+        if sb is None:
+            raise BackendError(f"no network for sandbox {sid}")
+        policy = policy or make_policy([], [], None)
+        sb.rules = rules_of(policy)
+        await self._apply_rules(sb)
+        return self._info(sb, policy, [])
+
     async def _link_up(self, sb: SandboxNet) -> None:
         """The namespace, the veth pair, addresses and the default route."""
         await self._ip_batch(
