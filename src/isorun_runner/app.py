@@ -82,7 +82,8 @@ def build_app(runner: Runner, api_key: str, extra_routes: list[Any] | None = Non
         def wrap(fn: Handler) -> Route:
             async def endpoint(request: Request) -> Response:
                 try:
-                    return await fn(request)
+                    with runner.activity():
+                        return await fn(request)
                 except ApiError as exc:
                     return error(exc.status, exc.message)
 

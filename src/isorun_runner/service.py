@@ -98,6 +98,7 @@ class Runner:
         self._warm_images: dict[tuple[Any, ...], Any] = {}
         self._warm_task: asyncio.Future[None] | None = None
         self._quiet_after = 0.0
+        self._inflight = 0
 
     # ---- start and stop ----------------------------------------------------
     async def start(self) -> None:
@@ -115,6 +116,7 @@ class Runner:
             await self.network.start()
         await self._recover()
         if self.network is not None:
+            self.network.busy = lambda: self._inflight > 0
             self.network.refill()
         self._reaper = asyncio.create_task(self._reap_loop())
 
@@ -337,6 +339,22 @@ class Runner:
     # default resources and an open network that nothing uses yet: a create that fits
     # only has to write its network policy. They are not in the database until
     # claimed; a restarted runner removes them as orphans; stop() destroys them.
+    @contextlib.contextmanager
+    def activity(self) -> Iterator[None]:
+        """Wrap each API request: warm pools refill only when no request is running."""
+        self._inflight += 1
+        try:
+            yield
+        finally:
+            self._inflight -= 1
+            self._quiet_after = time.monotonic() + 0.3
+            if self.network is not None:
+                self.network.hold_refill(self._quiet_after)
+
+    async def _wait_quiet(self) -> None:
+        while self._inflight or time.monotonic() < self._quiet_after:
+            await asyncio.sleep(0.05)
+
     def _schedule_warm(self, key: tuple[Any, ...], image: Any) -> None:
         size = self.config.limits.warm_sandboxes
         if size <= 0:
@@ -357,8 +375,7 @@ class Runner:
             key = next((k for k, v in self._warm.items() if len(v) < size), None)
             if key is None:
                 return
-            while time.monotonic() < self._quiet_after:
-                await asyncio.sleep(0.05)
+            await self._wait_quiet()
             image = self._warm_images.get(key)
             if image is None:  # its image fell out of use while we waited
                 continue

@@ -89,6 +89,7 @@ class Network:
         self._reserved: dict[str, SandboxNet] = {}
         self._pool_task: asyncio.Task[None] | None = None
         self._quiet_after = 0.0
+        self.busy: Any = lambda: False  # the runner's "requests in flight" signal
         self.log_prefix = f"isorun-{self.instance}:"
         self._kmsg: Any = None
         self._runner: Any = None
@@ -379,6 +380,10 @@ class Network:
         self.refill()
         return sb.sid if sb is not None else None
 
+    def hold_refill(self, until: float) -> None:
+        """Do not start preparing pool entries before ``until`` (monotonic)."""
+        self._quiet_after = max(self._quiet_after, until)
+
     def refill(self) -> None:
         if self.pool_size and (self._pool_task is None or self._pool_task.done()):
             self._pool_task = asyncio.ensure_future(self._fill_pool())
@@ -387,7 +392,7 @@ class Network:
         while len(self._pool) < self.pool_size:
             # Refill in quiet moments only: during a burst of creates and destroys the
             # pool's work would compete with theirs for the same CPUs.
-            while time.monotonic() < self._quiet_after:
+            while self.busy() or time.monotonic() < self._quiet_after:
                 await asyncio.sleep(0.05)
             sid = "sb-" + os.urandom(8).hex()
             try:
