@@ -332,7 +332,8 @@ class Runner:
     def images_in_use(self) -> set[str]:
         rows = self._db.all("SELECT image_digest FROM sandboxes")
         rows += self._db.all("SELECT image_digest FROM snapshots")
-        return {r["image_digest"] for r in rows if r["image_digest"]}
+        warm = {key[1] for key in self._warm}
+        return {r["image_digest"] for r in rows if r["image_digest"]} | warm
 
     # ---- warm sandboxes ------------------------------------------------------
     # Sandboxes of the most recently used images, started ahead of time with the
