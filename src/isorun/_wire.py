@@ -105,6 +105,19 @@ def create_run(
         "image": image or DEFAULT_IMAGE,
         "timeout": DEFAULT_CREATE_TIMEOUT if timeout is None else timeout,
     }
+    body.update(_options(vcpus, mem_mib, disk_mib, network, network_profile, credentials))
+    return Request("POST", "/v1/runs", json=body)
+
+
+def _options(
+    vcpus: int | None,
+    mem_mib: int | None,
+    disk_mib: int | None,
+    network: Mapping[str, Sequence[str]] | None,
+    network_profile: str | None,
+    credentials: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    """The optional sandbox fields that were given (absent ones are left out)."""
     optional: dict[str, Any] = {
         "vcpus": vcpus,
         "mem_mib": mem_mib,
@@ -113,8 +126,7 @@ def create_run(
         "network_profile": network_profile,
         "credentials": None if credentials is None else dict(credentials),
     }
-    body.update({k: v for k, v in optional.items() if v is not None})
-    return Request("POST", "/v1/runs", json=body)
+    return {k: v for k, v in optional.items() if v is not None}
 
 
 def list_runs() -> Request:
@@ -152,16 +164,9 @@ def restore(
     """``{"snapshot_id"}`` as the TypeScript SDK sends it, plus any override given."""
     check_seconds("timeout", timeout)
     body: dict[str, Any] = {"snapshot_id": snapshot_id}
-    optional: dict[str, Any] = {
-        "vcpus": vcpus,
-        "mem_mib": mem_mib,
-        "disk_mib": disk_mib,
-        "timeout": timeout,
-        "network": None if network is None else {k: list(v) for k, v in network.items()},
-        "network_profile": network_profile,
-        "credentials": None if credentials is None else dict(credentials),
-    }
-    body.update({k: v for k, v in optional.items() if v is not None})
+    if timeout is not None:
+        body["timeout"] = timeout
+    body.update(_options(vcpus, mem_mib, disk_mib, network, network_profile, credentials))
     return Request("POST", "/v1/runs/restore", json=body)
 
 
